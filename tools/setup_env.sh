@@ -58,7 +58,7 @@ if [ ${#wheels[@]} -eq 0 ]; then
   log "building mmcv $MMCV_VERSION with ops ($VARIANT); this takes ~8-10 minutes once per machine"
   BUILD="$(mktemp -d)"
   trap 'rm -rf "$BUILD"' EXIT
-  "${PIP[@]}" download -q --no-deps --no-binary :all: -d "$BUILD" "mmcv==$MMCV_VERSION"
+  "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary :all: -d "$BUILD" "mmcv==$MMCV_VERSION"
   tar -xzf "$BUILD"/mmcv-"$MMCV_VERSION".tar.gz -C "$BUILD"
   SRC="$BUILD/mmcv-$MMCV_VERSION"
   # torch >= 2.4 headers need C++20; mmcv 2.1.0 hard-codes -std=c++17.

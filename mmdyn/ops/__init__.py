@@ -1,1 +1,29 @@
-"""placeholder"""
+"""mmdyn.ops: dynamic convolution layers in pure PyTorch (no OpenMMLab import).
+
+Every layer is a drop-in for ``nn.Conv2d``: same leading constructor arguments
+``(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+groups=1, bias=False)`` plus keyword-only options of its own.
+"""
+from .a2d2c_conv2d import (A2D2CConv2d, A2D2CPlusConv2d, a2d2c_attention, a2d2c_fast,
+                           a2d2c_reference, mean_input_patches, sample_positions)
+from .batched_conv import batched_dynamic_conv2d, mix_kernels, select_strategy
+from .cond_conv2d import CondConv2d
+from .dcd_conv2d import DCDConv2d
+from .dynamic_conv2d import DynamicConv2d
+from .odconv2d import ODConv2d
+
+#: Public layer classes with the short alias each is registered under.
+LAYERS = {
+    'A2D2C': A2D2CConv2d,
+    'A2D2CPlus': A2D2CPlusConv2d,
+    'ODConv': ODConv2d,
+    'DyConv': DynamicConv2d,
+    'CondConv': CondConv2d,
+    'DCD': DCDConv2d,
+}
+
+__all__ = [
+    'A2D2CConv2d', 'A2D2CPlusConv2d', 'ODConv2d', 'DynamicConv2d', 'CondConv2d', 'DCDConv2d',
+    'LAYERS', 'batched_dynamic_conv2d', 'mix_kernels', 'select_strategy', 'sample_positions',
+    'mean_input_patches', 'a2d2c_attention', 'a2d2c_fast', 'a2d2c_reference'
+]

@@ -1,0 +1,235 @@
+"""Shared plumbing of the mmdyn convolution layers (pure PyTorch).
+
+Everything a dynamic convolution needs to look like ``nn.Conv2d`` from the
+outside lives here: argument validation with clear messages, the attributes
+that ``mmcv.cnn.ConvModule`` reads, input checking, per-kernel initialisation,
+temperature handling, and a BatchNorm that survives batch size 1 in training.
+"""
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+IntOrPair = Union[int, Sequence[int]]
+
+
+def _pair(name: str, value: IntOrPair, minimum: int) -> Tuple[int, int]:
+    """Turn ``value`` into a validated ``(h, w)`` pair of ints >= ``minimum``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        pair = (value, value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}')
+    if min(pair) < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value!r}')
+    return pair
+
+
+def check_positive_int(name: str, value, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int >= ``minimum``, else raise a clear error."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f'{name} must be an int, got {value!r}')
+    if value < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value}')
+    return value
+
+
+def check_choice(name: str, value, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise naming them all."""
+    if value not in choices:
+        raise ValueError(f'unknown {name} {value!r}; expected one of {list(choices)}')
+    return value
+
+
+def check_temperature(value) -> float:
+    """Validate a softmax/sigmoid temperature (a finite float > 0)."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f'temperature must be a number, got {value!r}') from None
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f'temperature must be a finite number > 0, got {value!r}')
+    return t
+
+
+class DynamicConvBase(nn.Module):
+    """Common base of every mmdyn convolution: the ``nn.Conv2d`` surface.
+
+    Subclasses own their parameters and ``forward``; this class validates the
+    geometry shared with ``nn.Conv2d`` and exposes the same attributes
+    (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``,
+    ``padding``, ``dilation``, ``groups``, ``transposed``, ``output_padding``,
+    ``padding_mode``) so that ``mmcv.cnn.ConvModule`` and model surgery code
+    treat it as a convolution.
+
+    Args:
+        in_channels (int): Channels of the input, ``C_in``.
+        out_channels (int): Channels of the output, ``C_out``.
+        kernel_size (int | tuple[int, int]): Kernel height and width.
+        stride (int | tuple[int, int]): Stride. Default: 1.
+        padding (int | tuple[int, int] | str): Zero padding, or ``'valid'``
+            (no padding) / ``'same'`` (stride 1 only). Default: 0.
+        dilation (int | tuple[int, int]): Dilation. Default: 1.
+        groups (int): Groups; must divide both channel counts. Default: 1.
+        bias (bool): Whether the layer adds a bias. Default: False.
+    """
+
+    transposed = False
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair,
+                 stride: IntOrPair = 1, padding: Union[IntOrPair, str] = 0,
+                 dilation: IntOrPair = 1, groups: int = 1, bias: bool = False):
+        super().__init__()
+        name = type(self).__name__
+        self.in_channels = check_positive_int('in_channels', in_channels)
+        self.out_channels = check_positive_int('out_channels', out_channels)
+        self.kernel_size = _pair('kernel_size', kernel_size, 1)
+        self.stride = _pair('stride', stride, 1)
+        self.dilation = _pair('dilation', dilation, 1)
+        self.groups = check_positive_int('groups', groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f'{name}: groups={groups} must divide in_channels={in_channels} '
+                f'and out_channels={out_channels}')
+        if isinstance(padding, str):
+            if padding == 'valid':
+                padding = 0
+            elif padding == 'same':
+                if self.stride != (1, 1):
+                    raise ValueError(f"{name}: padding='same' needs stride 1, got {self.stride}")
+                total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+                if any(t % 2 for t in total):
+                    raise ValueError(
+                        f"{name}: padding='same' needs an even dilation*(kernel_size-1), "
+                        f'got {total}')
+                padding = (total[0] // 2, total[1] // 2)
+            else:
+                raise ValueError(f"{name}: padding must be an int, a pair, 'valid' or 'same', "
+                                 f'got {padding!r}')
+        self.padding = _pair('padding', padding, 0)
+        self.output_padding = (0, 0)
+        self.padding_mode = 'zeros'
+        if not isinstance(bias, bool):
+            raise TypeError(f'{name}: bias must be a bool, got {bias!r}')
+        self.use_bias = bias
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def depthwise(self) -> bool:
+        """True for a depthwise conv (one input channel per group)."""
+        return self.groups == self.in_channels == self.out_channels
+
+    def output_size(self, height: int, width: int) -> Tuple[int, int]:
+        """Spatial size ``(H', W')`` of the output for an ``H x W`` input."""
+        out = []
+        for size, k, s, p, d in zip((height, width), self.kernel_size, self.stride,
+                                    self.padding, self.dilation):
+            out.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
+        return out[0], out[1]
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a clear error for an input this layer cannot convolve."""
+        name = type(self).__name__
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f'{name} expects a 4-D input (B, C, H, W), got {shape}')
+        if x.size(1) != self.in_channels:
+            raise ValueError(
+                f'{name} expects an input with {self.in_channels} channels, got '
+                f'{x.size(1)} channels (input shape {tuple(x.shape)})')
+        h, w = self.output_size(x.size(2), x.size(3))
+        if h < 1 or w < 1:
+            raise ValueError(f'{name}: input {tuple(x.shape)} is too small for kernel '
+                             f'{self.kernel_size}, padding {self.padding}, dilation '
+                             f'{self.dilation}')
+
+    def conv_kwargs(self) -> dict:
+        """The geometry as ``F.conv2d`` keyword arguments (without groups)."""
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+
+    def init_weights(self) -> None:
+        """Called by ``mmcv.cnn.ConvModule`` instead of its whole-tensor kaiming init."""
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
+             f'stride={self.stride}, padding={self.padding}, dilation={self.dilation}, '
+             f'groups={self.groups}, bias={self.use_bias}')
+        for attr in ('kernel_num', 'temperature'):
+            if hasattr(self, attr):
+                s += f', {attr}={getattr(self, attr)}'
+        return s
+
+
+class TemperatureMixin:
+    """Gives a layer a validated ``temperature`` and ``set_temperature(t)``.
+
+    The temperature divides the attention logits (``softmax(z / T)`` or
+    ``sigmoid(z / T)``); a large T flattens the attention. ``mmdyn``'s
+    ``TemperatureAnnealHook`` calls :meth:`set_temperature` during training.
+    """
+
+    temperature: float
+
+    def set_temperature(self, temperature: float) -> None:
+        """Set the attention temperature (a finite float > 0)."""
+        self.temperature = check_temperature(temperature)
+
+
+def init_kernel_bank_(weight: torch.Tensor, mode: str = 'conv2d') -> None:
+    """Initialise a ``(K, C_out, C_in/g, kh, kw)`` kernel bank one kernel at a time.
+
+    Initialising the 5-D tensor in one call would compute the fan from the wrong
+    dimensions (``K`` taken as the output dim); here every kernel gets the fan of
+    a single ``C_out x C_in/g x kh x kw`` convolution.
+
+    Args:
+        weight: The kernel bank.
+        mode: ``'conv2d'`` (``nn.Conv2d``'s default, kaiming-uniform with
+            ``a=sqrt(5)``) or ``'kaiming_fan_out'`` (kaiming-normal, fan_out,
+            ReLU gain; what official ODConv uses).
+    """
+    with torch.no_grad():
+        for k in range(weight.size(0)):
+            if mode == 'conv2d':
+                nn.init.kaiming_uniform_(weight[k], a=math.sqrt(5))
+            elif mode == 'kaiming_fan_out':
+                nn.init.kaiming_normal_(weight[k], mode='fan_out', nonlinearity='relu')
+            else:
+                raise ValueError(f'unknown init mode {mode!r}')
+
+
+def init_bias_(bias: Optional[torch.Tensor], fan_in: int) -> None:
+    """``nn.Conv2d``'s bias initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    if bias is not None:
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        nn.init.uniform_(bias, -bound, bound)
+
+
+class _SafeBatchNormMixin:
+    """BatchNorm that uses its running statistics when a training batch has a
+    single value per channel (e.g. batch size 1 after global pooling), instead of
+    raising ``Expected more than 1 value per channel`` like ``nn.BatchNorm``.
+    Running statistics are not updated by such a batch. Larger batches behave
+    exactly like the parent class."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.numel() == x.size(1):  # one value per channel
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+class SafeBatchNorm1d(_SafeBatchNormMixin, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` that tolerates batch size 1 in training (see mixin)."""
+
+
+class SafeBatchNorm2d(_SafeBatchNormMixin, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that tolerates batch size 1 in training (see mixin)."""

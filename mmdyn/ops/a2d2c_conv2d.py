@@ -1,0 +1,308 @@
+"""A2D2C and A2D2C+: Adaptive Attention-Driven Dynamic Convolution.
+
+Paper: "Adaptive Attention-Driven Dynamic Convolution", Pattern Recognition 2026
+(seed 003, Sections 3.2-3.4, Algorithms 1-2). The maths lives in plain functions
+(:func:`sample_positions`, :func:`mean_input_patches`, :func:`a2d2c_attention`,
+:func:`a2d2c_reference`); the modules only hold parameters and options.
+
+With K base kernels ``W_k`` and input ``x``:
+
+* ``F_k = W_k * x + b_k``                                 (Eq. 2, K feature maps)
+* ``p̄[k, n] = mean of F_k[n] over M sampled positions``  (Eq. 3-4)
+* ``π[k, n] = softmax_k(p̄[k, n] / T)``                   (Eq. 5, one set per channel n)
+* A2D2C:  ``y = (Σ_k π_k ⊙ W_k) * x``                     (Eq. 6-7)
+* A2D2C+: ``y = Σ_k π_k ⊙ F_k``                           (Eq. 8)
+
+Both are the same function. ``impl='fast'`` (default) computes it with ONE
+convolution: the value of ``F_k`` at a position is the dot product of ``W_k``
+with the input patch under it, so ``p̄ = W_k · mean(input patches) + b_k``; we
+gather only the M patches, average them, get ``p̄`` with one matmul, aggregate
+the per-sample kernel and run :func:`~mmdyn.ops.batched_conv.batched_dynamic_conv2d`.
+``impl='reference'`` is the paper's literal computation (K convolutions, then
+a second convolution for A2D2C). Readings of the paper we had to choose are
+listed in ``docs/a2d2c_fidelity.md`` and in the class docstring.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._base import (DynamicConvBase, TemperatureMixin, check_choice, check_positive_int,
+                    check_temperature, init_bias_, init_kernel_bank_)
+from .batched_conv import STRATEGIES, batched_dynamic_conv2d
+
+SAMPLING_MODES = ('random', 'fixed', 'none')
+IMPLS = ('fast', 'reference')
+
+
+def sample_positions(batch: int, out_hw: Tuple[int, int], num_points: int, mode: str,
+                     device=None) -> Optional[torch.Tensor]:
+    """Draw the output positions whose responses are averaged (Eq. 3).
+
+    Args:
+        batch: Batch size B; ``random`` draws a separate set per image.
+        out_hw: Output map size ``(H', W')``.
+        num_points: M.
+        mode: ``'random'`` (M distinct positions uniformly per image, the
+            paper's RS), ``'fixed'`` (M positions evenly spaced over the
+            row-major flattened map, the same for every image and step: FS)
+            or ``'none'`` (all positions, the global mean: "w/o LS").
+        device: Device of the returned indices.
+
+    Returns:
+        ``(B, M)`` long tensor of flat indices into ``H'*W'``, or ``None``
+        meaning "every position" (``mode='none'`` or ``M >= H'*W'``).
+    """
+    total = out_hw[0] * out_hw[1]
+    if mode == 'none' or num_points >= total:
+        return None
+    if mode == 'random':
+        return torch.rand(batch, total, device=device).topk(num_points, dim=1).indices
+    if mode == 'fixed':
+        idx = torch.linspace(0, total - 1, num_points, device=device).round().long()
+        return idx.unsqueeze(0).expand(batch, num_points)
+    raise ValueError(f'unknown sampling {mode!r}; expected one of {list(SAMPLING_MODES)}')
+
+
+def _tap_ranges(size: int, out_size: int, k: int, stride: int, pad: int, dil: int):
+    """For each kernel tap, the slice of input rows (or columns) it reads over
+    all output positions, clipped to the unpadded input (padding reads zeros)."""
+    ranges = []
+    for t in range(k):
+        off = t * dil - pad
+        lo = 0 if off >= 0 else (-off + stride - 1) // stride  # first valid output index
+        hi = min(out_size - 1, (size - 1 - off) // stride)    # last valid output index
+        ranges.append(slice(lo * stride + off, hi * stride + off + 1, stride)
+                      if hi >= lo else None)
+    return ranges
+
+
+def mean_input_patches(x: torch.Tensor, positions: Optional[torch.Tensor],
+                       kernel_size, stride, padding, dilation,
+                       out_hw: Tuple[int, int]) -> torch.Tensor:
+    """Mean of the (zero-padded) input patches under the chosen output positions.
+
+    Args:
+        x: ``(B, C_in, H, W)``.
+        positions: ``(B, M)`` flat output indices, or ``None`` for all positions.
+        kernel_size, stride, padding, dilation: Pairs, as the convolution.
+        out_hw: ``(H', W')``.
+
+    Returns:
+        ``(B, C_in, kh*kw)``: the average patch, so that for every kernel
+        ``mean_p F(p) = <W, patch mean> + b`` exactly.
+    """
+    batch, cin, height, width = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    if positions is None:
+        # Sum over every output position without materialising patches:
+        # reduce the columns each kernel column reads, then the rows.
+        rows = _tap_ranges(height, out_hw[0], kh, sh, ph, dh)
+        cols = _tap_ranges(width, out_hw[1], kw, sw, pw, dw)
+        zeros = x.new_zeros(batch, cin)
+        taps = []
+        col_sums = [None if c is None else x[:, :, :, c].sum(3) for c in cols]
+        for r in rows:
+            for cs in col_sums:
+                taps.append(zeros if r is None or cs is None else cs[:, :, r].sum(2))
+        return torch.stack(taps, dim=2) / float(out_hw[0] * out_hw[1])
+    num = positions.size(1)
+    oy = torch.div(positions, out_hw[1], rounding_mode='floor')
+    ox = positions - oy * out_hw[1]
+    ty = torch.arange(kh, device=x.device) * dh - ph
+    tx = torch.arange(kw, device=x.device) * dw - pw
+    iy = (oy * sh).unsqueeze(-1).unsqueeze(-1) + ty.view(1, 1, kh, 1)   # (B, M, kh, 1)
+    ix = (ox * sw).unsqueeze(-1).unsqueeze(-1) + tx.view(1, 1, 1, kw)   # (B, M, 1, kw)
+    valid = (iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)        # (B, M, kh, kw)
+    flat = iy.clamp(0, height - 1) * width + ix.clamp(0, width - 1)
+    flat = flat.reshape(batch, 1, num * kh * kw).expand(batch, cin, num * kh * kw)
+    patches = x.reshape(batch, cin, height * width).gather(2, flat)
+    patches = patches.view(batch, cin, num, kh * kw) * valid.view(batch, 1, num, kh * kw)
+    return patches.mean(2)
+
+
+def a2d2c_attention(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Eq. 5: ``softmax(p̄ / T)`` over the K kernels (dim 1), in float32 at least."""
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    return torch.softmax(logits.to(dtype) / temperature, dim=1)
+
+
+def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+               positions: Optional[torch.Tensor], temperature: float, stride, padding,
+               dilation, groups: int, strategy: str = 'auto') -> torch.Tensor:
+    """Exact one-convolution A2D2C/A2D2C+ (REFERENCE §1, "exact fast path").
+
+    Args:
+        x: ``(B, C_in, H, W)``.
+        weight: Kernel bank ``(K, C_out, C_in/g, kh, kw)``.
+        bias: ``(K, C_out)`` or ``None``.
+        positions: Output of :func:`sample_positions`.
+        temperature: T.
+        stride, padding, dilation, groups: Convolution geometry.
+        strategy: Per-sample convolution strategy (see ``batched_conv``).
+
+    Returns:
+        ``(B, C_out, H', W')``.
+    """
+    num_k, cout, cin_g, kh, kw = weight.shape
+    batch = x.size(0)
+    out_hw = ((x.size(2) + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
+              (x.size(3) + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    patch = mean_input_patches(x.to(dtype), positions, (kh, kw), stride, padding, dilation,
+                               out_hw)
+    patch = patch.view(batch, groups, cin_g * kh * kw)
+    bank = weight.to(dtype).view(num_k, groups, cout // groups, cin_g * kh * kw)
+    logits = torch.einsum('bgi,kgoi->bkgo', patch, bank).reshape(batch, num_k, cout)
+    if bias is not None:
+        logits = logits + bias.to(dtype).unsqueeze(0)
+    attn = a2d2c_attention(logits, temperature)                       # (B, K, C_out)
+    kernel = torch.einsum('bkn,kni->bni', attn.to(weight.dtype),
+                          weight.view(num_k, cout, -1)).view(batch, cout, cin_g, kh, kw)
+    agg_bias = None if bias is None else torch.einsum('bkn,kn->bn', attn.to(bias.dtype), bias)
+    return batched_dynamic_conv2d(x, kernel, agg_bias, stride, padding, dilation, groups,
+                                  strategy)
+
+
+def a2d2c_reference(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                    positions: Optional[torch.Tensor], temperature: float, stride, padding,
+                    dilation, groups: int, plus: bool) -> torch.Tensor:
+    """The paper's literal computation (Algorithms 1 and 2).
+
+    K convolutions give ``F_k``; the sampled positions of each ``F_k`` are
+    averaged and soft-maxed into ``π``. A2D2C (``plus=False``) then builds the
+    per-sample kernel ``Σ_k π_k W_k`` and convolves ``x`` again, one sample at a
+    time; A2D2C+ (``plus=True``) returns ``Σ_k π_k ⊙ F_k``.
+    """
+    num_k = weight.size(0)
+    maps = torch.stack([
+        F.conv2d(x, weight[k], None if bias is None else bias[k], stride, padding, dilation,
+                 groups) for k in range(num_k)
+    ], dim=1)                                                          # (B, K, C_out, H', W')
+    batch, _, cout, out_h, out_w = maps.shape
+    flat = maps.flatten(3)
+    if positions is None:
+        logits = flat.mean(3)
+    else:
+        index = positions.view(batch, 1, 1, -1).expand(batch, num_k, cout, positions.size(1))
+        logits = flat.gather(3, index).mean(3)
+    attn = a2d2c_attention(logits, temperature)                        # (B, K, C_out)
+    if plus:
+        return (attn.to(maps.dtype).view(batch, num_k, cout, 1, 1) * maps).sum(1)
+    outs = []
+    for b in range(batch):
+        a = attn[b].to(weight.dtype)
+        kernel = (a.view(num_k, cout, 1, 1, 1) * weight).sum(0)
+        b_agg = None if bias is None else (a * bias).sum(0)
+        outs.append(F.conv2d(x[b:b + 1], kernel, b_agg, stride, padding, dilation, groups))
+    return torch.cat(outs)
+
+
+class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
+    """A2D2C: Adaptive Attention-Driven Dynamic Convolution (drop-in ``nn.Conv2d``).
+
+    Paper: *Adaptive Attention-Driven Dynamic Convolution*, Pattern Recognition
+    2026, Sec. 3.2-3.3, Algorithm 1. Keeps ``K`` base kernels; for each sample
+    and output channel, averages the K kernels' responses over ``M`` sampled
+    output positions, turns them into ``softmax(·/T)`` weights over the kernels
+    and convolves with the weighted kernel.
+
+    Shapes: input ``(B, C_in, H, W)`` -> output ``(B, C_out, H', W')`` with
+    ``H', W'`` as ``nn.Conv2d``. Parameters: ``weight`` ``(K, C_out, C_in/g,
+    kh, kw)``, ``bias`` ``(K, C_out)`` (mixed by the same attention).
+
+    Readings of the paper (also in ``docs/a2d2c_fidelity.md``):
+
+    * Attention is per sample, per kernel, per output channel ("N weight
+      sets"), and gradients flow through it into the kernels.
+    * Points are drawn per image, M distinct output positions, uniformly; if
+      ``M >= H'*W'`` every position is used.
+    * Eval is deterministic by default: the mean over all output positions,
+      which is the expectation of the training estimator (``eval_sampling``
+      can select ``'random'`` or ``'fixed'`` instead).
+    * Eq. 7 convolves "F" with the new kernel; we read F as the layer input x
+      (Eq. 8 writes ``* x``).
+    * The paper's ``r`` (0.0625 / 0.1) is not used by the equations; A2D2C adds
+      no parameter beyond the K kernels (see the fidelity note).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation,
+        groups, bias: As ``nn.Conv2d`` (``bias`` defaults to False).
+        kernel_num (int): K, number of base kernels. Default: 4.
+        num_points (int): M, sampled output positions. Default: 100.
+        sampling (str): Training sampling: ``'random'`` (RS, default),
+            ``'fixed'`` (FS) or ``'none'`` (all positions, "w/o LS").
+        temperature (float): Softmax temperature T, annealed to 1 by
+            ``TemperatureAnnealHook``. Default: 30.
+        eval_sampling (str | None): Sampling in eval mode; ``None`` (default)
+            means ``'none'`` for random training sampling and the training mode
+            otherwise.
+        impl (str): ``'fast'`` (one convolution, default) or ``'reference'``.
+        strategy (str): Per-sample convolution strategy of the fast path,
+            ``'auto'`` (default), ``'grouped'``, ``'loop'`` or ``'bmm'``.
+    """
+
+    _plus = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=False, *, kernel_num: int = 4,
+                 num_points: int = 100, sampling: str = 'random', temperature: float = 30.0,
+                 eval_sampling: Optional[str] = None, impl: str = 'fast',
+                 strategy: str = 'auto'):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias)
+        self.kernel_num = check_positive_int('kernel_num', kernel_num)
+        self.num_points = check_positive_int('num_points', num_points)
+        self.sampling = check_choice('sampling', sampling, SAMPLING_MODES)
+        if eval_sampling is None:
+            eval_sampling = 'none' if sampling == 'random' else sampling
+        self.eval_sampling = check_choice('eval_sampling', eval_sampling, SAMPLING_MODES)
+        self.temperature = check_temperature(temperature)
+        self.impl = check_choice('impl', impl, IMPLS)
+        self.strategy = check_choice('strategy', strategy, STRATEGIES)
+        kh, kw = self.kernel_size
+        self.weight = nn.Parameter(
+            torch.empty(kernel_num, out_channels, in_channels // groups, kh, kw))
+        self.bias = nn.Parameter(torch.empty(kernel_num, out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Each base kernel initialised like an ``nn.Conv2d`` of its own shape."""
+        init_kernel_bank_(self.weight, 'conv2d')
+        init_bias_(self.bias, self.weight[0, 0].numel())
+
+    def draw_positions(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """Positions used by the next forward of ``x`` (train/eval sampling)."""
+        mode = self.sampling if self.training else self.eval_sampling
+        out_hw = self.output_size(x.size(2), x.size(3))
+        return sample_positions(x.size(0), out_hw, self.num_points, mode, x.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        positions = self.draw_positions(x)
+        if self.impl == 'fast':
+            return a2d2c_fast(x, self.weight, self.bias, positions, self.temperature,
+                              self.stride, self.padding, self.dilation, self.groups,
+                              self.strategy)
+        return a2d2c_reference(x, self.weight, self.bias, positions, self.temperature,
+                               self.stride, self.padding, self.dilation, self.groups,
+                               plus=self._plus)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f', num_points={self.num_points}, '
+                f'sampling={self.sampling}, eval_sampling={self.eval_sampling}, '
+                f'impl={self.impl}')
+
+
+class A2D2CPlusConv2d(A2D2CConv2d):
+    """A2D2C+: the streamlined A2D2C (seed 003, Sec. 3.4, Eq. 8, Algorithm 2).
+
+    Same parameters, options and output as :class:`A2D2CConv2d`; only the
+    ``impl='reference'`` path differs: it weights the K feature maps already
+    computed (``y = Σ_k π_k ⊙ F_k``) instead of convolving again. The default
+    ``impl='fast'`` path is shared (one convolution), so both classes give the
+    same output for the same weights and positions.
+    """
+
+    _plus = True

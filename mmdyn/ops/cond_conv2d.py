@@ -1,0 +1,63 @@
+"""CondConv: Conditionally Parameterized Convolutions.
+
+Paper: Yang et al., "CondConv: Conditionally Parameterized Convolutions for
+Efficient Inference", NeurIPS 2019 (timm's ``CondConv2d`` follows the same
+formulation). ``E`` expert kernels are mixed per sample by independent sigmoid
+routing weights ``r = sigmoid(FC(GAP(x)))`` (they do not sum to one), then the
+batch is convolved by :func:`~mmdyn.ops.batched_conv.batched_dynamic_conv2d`.
+"""
+import torch
+import torch.nn as nn
+
+from ._base import (DynamicConvBase, check_choice, check_positive_int, init_bias_,
+                    init_kernel_bank_)
+from .batched_conv import STRATEGIES, batched_dynamic_conv2d, mix_kernels
+
+
+class CondConv2d(DynamicConvBase):
+    """Conditionally parameterised convolution (drop-in ``nn.Conv2d``).
+
+    Shapes: input ``(B, C_in, H, W)`` -> output ``(B, C_out, H', W')``.
+    Parameters: ``weight`` ``(E, C_out, C_in/g, kh, kw)``, ``bias`` ``(E,
+    C_out)``, routing ``routing`` (``Linear(C_in, E)``). No temperature.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation,
+        groups, bias: As ``nn.Conv2d`` (``bias`` defaults to False).
+        kernel_num (int): E, number of experts. Default: 4.
+        dropout (float): Dropout on the pooled routing input (the paper uses
+            it in large models). Default: 0.
+        strategy (str): Per-sample convolution strategy. Default: ``'auto'``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=False, *, kernel_num: int = 4,
+                 dropout: float = 0.0, strategy: str = 'auto'):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias)
+        self.kernel_num = check_positive_int('kernel_num', kernel_num)
+        if not 0 <= dropout < 1:
+            raise ValueError(f'dropout must be in [0, 1), got {dropout!r}')
+        self.strategy = check_choice('strategy', strategy, STRATEGIES)
+        self.dropout = nn.Dropout(dropout)
+        self.routing = nn.Linear(in_channels, kernel_num)
+        kh, kw = self.kernel_size
+        self.weight = nn.Parameter(
+            torch.empty(kernel_num, out_channels, in_channels // groups, kh, kw))
+        self.bias = nn.Parameter(torch.empty(kernel_num, out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init_kernel_bank_(self.weight, 'conv2d')
+        init_bias_(self.bias, self.weight[0, 0].numel())
+        self.routing.reset_parameters()
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Routing weights ``sigmoid(FC(GAP(x)))``, shape ``(B, E)``."""
+        return torch.sigmoid(self.routing(self.dropout(x.mean((2, 3)))).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        kernel, bias = mix_kernels(self.attention(x), self.weight, self.bias)
+        return batched_dynamic_conv2d(x, kernel, bias, self.stride, self.padding,
+                                      self.dilation, self.groups, self.strategy)

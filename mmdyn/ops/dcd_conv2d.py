@@ -1,0 +1,116 @@
+"""DCD: Dynamic Convolution Decomposition.
+
+Paper: Li et al., "Revisiting Dynamic Convolution via Matrix Decomposition",
+ICLR 2021 (official code liyunsheng13/dcd). The dynamic kernel is a static
+kernel plus a low-rank dynamic residual in a latent space of L channels:
+
+    y = λ(x) ⊙ (W0 * x) + P( BN(Φ(x) · BN(Q x)) + BN(Q x) )
+
+* ``W0``: the static ``kh x kw`` convolution (grouped/depthwise allowed);
+* ``Q``: 1x1 conv ``C_in -> L`` read at the kernel's centre tap with the
+  layer's stride (for a "same"-padded kernel this is the official strided
+  1x1 conv; for other paddings it keeps the output grid aligned);
+* ``Φ(x)``: a per-sample ``L x L`` matrix, ``λ(x)``: per-channel scale in
+  [0, 2] (h-sigmoid times 2), both from GAP -> FC -> SE-gated FC;
+* ``P``: 1x1 conv ``L -> C_out``.
+
+``L`` defaults to ``int(sqrt(C_in))`` (the official bottleneck rule; the
+official 3x3 basic-block layers use ``int(sqrt(4*C_in))``, pass
+``latent_dim``). There are no K kernels, so DCD takes no ``kernel_num`` and no
+temperature. Its BatchNorms tolerate batch size 1 in training
+(:class:`~mmdyn.ops._base.SafeBatchNorm1d`).
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._base import (DynamicConvBase, SafeBatchNorm1d, SafeBatchNorm2d, check_positive_int,
+                    init_bias_, init_kernel_bank_)
+
+
+def _hsigmoid2(x: torch.Tensor) -> torch.Tensor:
+    """h-sigmoid scaled to [0, 2] (``relu6(x + 3) / 3``), 1 at x = 0."""
+    return F.relu6(x + 3.0) / 3.0
+
+
+def center_tap(x: torch.Tensor, kernel_size, stride, padding, dilation, out_hw):
+    """The input values under the kernel's centre tap at every output position,
+    ``(B, C, H', W')`` (zeros where the tap falls into the padding)."""
+    offs = [((k - 1) // 2) * d - p for k, d, p in zip(kernel_size, dilation, padding)]
+    sizes = x.shape[2:]
+    if all(o >= 0 and o + s * (n - 1) <= size - 1
+           for o, s, n, size in zip(offs, stride, out_hw, sizes)):
+        return x[:, :, offs[0]::stride[0], offs[1]::stride[1]][:, :, :out_hw[0], :out_hw[1]]
+    x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    offs = [o + p for o, p in zip(offs, padding)]
+    return x[:, :, offs[0]::stride[0], offs[1]::stride[1]][:, :, :out_hw[0], :out_hw[1]]
+
+
+class DCDConv2d(DynamicConvBase):
+    """Dynamic convolution decomposition (drop-in ``nn.Conv2d``).
+
+    Shapes: input ``(B, C_in, H, W)`` -> output ``(B, C_out, H', W')``.
+    Parameters: ``weight`` ``(C_out, C_in/g, kh, kw)`` (W0), optional
+    ``bias`` ``(C_out,)``, ``q`` / ``p`` (1x1), ``fc``, ``fc_gate``,
+    ``fc_phi``, ``fc_scale`` and three BatchNorms.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation,
+        groups, bias: As ``nn.Conv2d`` (``bias`` defaults to False).
+        latent_dim (int | None): L; ``None`` -> ``int(sqrt(C_in))``.
+        reduction (int): Squeeze width ``max(C_in, L^2) // reduction`` (min 4).
+            Default: 16.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=False, *, latent_dim: Optional[int] = None,
+                 reduction: int = 16):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias)
+        dim = max(int(math.sqrt(in_channels)), 1) if latent_dim is None else latent_dim
+        self.latent_dim = check_positive_int('latent_dim', dim)
+        squeeze = max(max(in_channels, dim * dim) // check_positive_int('reduction',
+                                                                         reduction), 4)
+        kh, kw = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kh, kw))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.q = nn.Conv2d(in_channels, dim, 1, bias=False)
+        self.p = nn.Conv2d(dim, out_channels, 1, bias=False)
+        self.bn_q = SafeBatchNorm2d(dim)
+        self.bn_phi = SafeBatchNorm1d(dim)
+        self.fc = nn.Linear(in_channels, squeeze, bias=False)
+        self.fc_gate = nn.Linear(squeeze, squeeze, bias=False)
+        self.fc_phi = nn.Linear(squeeze, dim * dim, bias=False)
+        self.fc_scale = nn.Linear(squeeze, out_channels, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init_kernel_bank_(self.weight.unsqueeze(0), 'conv2d')
+        init_bias_(self.bias, self.weight[0].numel())
+        for m in (self.q, self.p, self.fc, self.fc_gate, self.fc_phi, self.fc_scale,
+                  self.bn_q, self.bn_phi):
+            m.reset_parameters()
+
+    def dynamic_params(self, x: torch.Tensor):
+        """``Φ(x)`` ``(B, L, L)`` and ``λ(x)`` ``(B, C_out)``."""
+        h = self.fc(x.mean((2, 3)))
+        h = h * _hsigmoid2(self.fc_gate(h)) / 2
+        phi = self.fc_phi(h).view(-1, self.latent_dim, self.latent_dim)
+        return phi, _hsigmoid2(self.fc_scale(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        batch = x.size(0)
+        out_hw = self.output_size(x.size(2), x.size(3))
+        phi, scale = self.dynamic_params(x)
+        static = F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                          self.dilation, self.groups)
+        q = self.bn_q(self.q(center_tap(x, self.kernel_size, self.stride, self.padding,
+                                        self.dilation, out_hw)))
+        q = q.reshape(batch, self.latent_dim, -1)
+        z = self.bn_phi(torch.matmul(phi.to(q.dtype), q)) + q
+        dynamic = self.p(z.view(batch, self.latent_dim, *out_hw))
+        return static * scale.to(static.dtype).view(batch, -1, 1, 1) + dynamic.to(static.dtype)

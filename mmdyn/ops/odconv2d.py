@@ -1,0 +1,126 @@
+"""ODConv: Omni-Dimensional Dynamic Convolution.
+
+Paper: Li, Zhou and Yao, "Omni-Dimensional Dynamic Convolution", ICLR 2022;
+structure as in the official code (OSVAI/ODConv ``modules/odconv.py``).
+One attention branch, GAP -> 1x1 FC to ``max(int(C_in*r), 16)`` channels (no
+bias) -> BN -> ReLU, feeds four heads:
+
+* channel attention ``sigmoid(z/T)`` (C_in), multiplies the input;
+* filter attention ``sigmoid(z/T)`` (C_out), multiplies the output
+  (skipped for depthwise convs);
+* spatial attention ``sigmoid(z/T)`` (kh*kw), multiplies every kernel
+  (skipped for 1x1 kernels);
+* kernel attention ``softmax(z/T)`` (K) (skipped for K = 1).
+
+The per-sample kernel ``α_s ⊙ Σ_k α_k W_k`` (equal to the paper's
+``Σ_k α_k (α_s ⊙ W_k)``, as α_s is shared by the kernels) is run by the shared
+:func:`~mmdyn.ops.batched_conv.batched_dynamic_conv2d`.
+
+Batch size 1: the official BatchNorm in the attention branch raises in
+training for a batch of one pooled vector. Here it is a
+:class:`~mmdyn.ops._base.SafeBatchNorm1d`, identical for batches > 1, which
+normalises a batch of one with its running statistics instead of failing.
+"""
+from typing import Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, check_choice,
+                    check_positive_int, check_temperature, init_bias_, init_kernel_bank_)
+from .batched_conv import STRATEGIES, batched_dynamic_conv2d, mix_kernels
+
+Attn = Union[torch.Tensor, float]
+
+
+class ODConv2d(TemperatureMixin, DynamicConvBase):
+    """Omni-dimensional dynamic convolution (drop-in ``nn.Conv2d``).
+
+    Shapes: input ``(B, C_in, H, W)`` -> output ``(B, C_out, H', W')``.
+    Parameters: ``weight`` ``(K, C_out, C_in/g, kh, kw)``; attention ``fc``
+    (``C_in -> hidden``), ``bn``, and the heads ``channel_fc``, ``filter_fc``,
+    ``spatial_fc``, ``kernel_fc`` (those that apply). Official ODConv has no
+    bias; with ``bias=True`` a static bias is added after the filter attention.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation,
+        groups, bias: As ``nn.Conv2d`` (``bias`` defaults to False).
+        kernel_num (int): K. Default: 4.
+        reduction (float): r, hidden width ``max(int(C_in*r), min_channels)``.
+            Default: 1/16.
+        min_channels (int): Lower bound of the hidden width. Default: 16.
+        temperature (float): T of every head (official default 1.0; anneal
+            30 -> 1 with ``TemperatureAnnealHook`` as the ODConv recipe does).
+        strategy (str): Per-sample convolution strategy. Default: ``'auto'``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=False, *, kernel_num: int = 4,
+                 reduction: float = 0.0625, min_channels: int = 16,
+                 temperature: float = 1.0, strategy: str = 'auto'):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias)
+        self.kernel_num = check_positive_int('kernel_num', kernel_num)
+        if not 0 < reduction <= 1:
+            raise ValueError(f'reduction must be in (0, 1], got {reduction!r}')
+        hidden = max(int(in_channels * reduction), check_positive_int('min_channels',
+                                                                      min_channels))
+        self.temperature = check_temperature(temperature)
+        self.strategy = check_choice('strategy', strategy, STRATEGIES)
+        kh, kw = self.kernel_size
+        self.fc = nn.Linear(in_channels, hidden, bias=False)
+        self.bn = SafeBatchNorm1d(hidden)
+        self.channel_fc = nn.Linear(hidden, in_channels)
+        self.filter_fc = None if self.depthwise else nn.Linear(hidden, out_channels)
+        self.spatial_fc = None if kh * kw == 1 else nn.Linear(hidden, kh * kw)
+        self.kernel_fc = None if kernel_num == 1 else nn.Linear(hidden, kernel_num)
+        self.weight = nn.Parameter(
+            torch.empty(kernel_num, out_channels, in_channels // groups, kh, kw))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Official init: kernels and FCs kaiming-normal (fan_out), zero FC
+        biases, BN weight 1 / bias 0."""
+        init_kernel_bank_(self.weight, 'kaiming_fan_out')
+        init_bias_(self.bias, self.weight[0, 0].numel())
+        for fc in (self.fc, self.channel_fc, self.filter_fc, self.spatial_fc,
+                   self.kernel_fc):
+            if fc is not None:
+                nn.init.kaiming_normal_(fc.weight, mode='fan_out', nonlinearity='relu')
+                if fc.bias is not None:
+                    nn.init.zeros_(fc.bias)
+        self.bn.reset_parameters()
+
+    def attention(self, x: torch.Tensor) -> Tuple[Attn, Attn, Attn, Attn]:
+        """The four attentions for ``x``: channel ``(B, C_in)``, filter
+        ``(B, C_out)``, spatial ``(B, kh*kw)``, kernel ``(B, K)``; a skipped
+        head returns the float 1.0."""
+        t = self.temperature
+        h = F.relu(self.bn(self.fc(x.mean((2, 3)))))
+        channel = torch.sigmoid(self.channel_fc(h) / t)
+        filt = 1.0 if self.filter_fc is None else torch.sigmoid(self.filter_fc(h) / t)
+        spatial = 1.0 if self.spatial_fc is None else torch.sigmoid(self.spatial_fc(h) / t)
+        kernel = 1.0 if self.kernel_fc is None else torch.softmax(
+            self.kernel_fc(h).float() / t, dim=1)
+        return channel, filt, spatial, kernel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        batch = x.size(0)
+        channel, filt, spatial, kernel_att = self.attention(x)
+        if isinstance(kernel_att, torch.Tensor):
+            weight, _ = mix_kernels(kernel_att, self.weight)          # (B, C_out, C_in/g, kh, kw)
+        else:                                                          # K == 1
+            weight = self.weight.expand(batch, *self.weight.shape[1:])
+        if isinstance(spatial, torch.Tensor):
+            weight = weight * spatial.to(weight.dtype).view(batch, 1, 1, *self.kernel_size)
+        x = x * channel.to(x.dtype).view(batch, -1, 1, 1)
+        out = batched_dynamic_conv2d(x, weight, None, self.stride, self.padding,
+                                     self.dilation, self.groups, self.strategy)
+        if isinstance(filt, torch.Tensor):
+            out = out * filt.to(out.dtype).view(batch, -1, 1, 1)
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
+        return out
