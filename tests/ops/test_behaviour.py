@@ -1,0 +1,318 @@
+"""Behaviour every layer needs inside a real network: batch size 1, channels_last,
+bf16 autocast, state_dict, temperature, initialisation, repr."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from _ops_helpers import (BANK_LAYERS, LAYER_NAMES, PER_SAMPLE_LAYERS, STRATEGIES,
+                          TEMPERATURE_LAYERS, build, scale_tol, seeded)
+from mmdyn.ops import LAYERS
+
+
+def _layer(name, cin=4, cout=6, k=3, seed=0, **kw):
+    torch.manual_seed(seed)
+    kw.setdefault('padding', k // 2)
+    if name != 'DCD':
+        kw.setdefault('kernel_num', 3)
+    if name.startswith('A2D2C'):
+        kw.setdefault('num_points', 5)
+        kw.setdefault('temperature', 0.5)
+    return build(name, cin, cout, k, **kw)
+
+
+def _bn_state(layer):
+    return {n: b.clone() for n, b in layer.named_buffers()}
+
+
+# ------------------------------------------------------------------ (a) batch size 1
+@pytest.mark.parametrize('mode', ['train', 'eval'])
+@pytest.mark.parametrize('name', LAYER_NAMES)
+def test_batch_size_one(name, mode):
+    layer = _layer(name).train(mode == 'train')
+    x = torch.randn(1, 4, 7, 8, requires_grad=True)
+    y = layer(x)
+    assert y.shape == (1, 6, 7, 8) and torch.isfinite(y).all()
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    # batch of one == first sample of a batch (in eval every sample is independent)
+    if mode == 'eval':
+        x2 = torch.cat([x.detach(), torch.randn(2, 4, 7, 8)])
+        torch.testing.assert_close(layer(x2)[:1], y.detach(), **scale_tol(y))
+
+
+@pytest.mark.parametrize('name', ['ODConv', 'DCD'])
+def test_batch_norm_batch_of_one_keeps_running_stats(name):
+    """A training batch with one value per channel (B=1 after pooling, or a 1x1 map for
+    DCD) must not raise and must leave the running statistics untouched."""
+    layer = _layer(name, k=3, padding=0)
+    with torch.no_grad():
+        layer.train()
+        layer(torch.randn(4, 4, 3, 3) * 3 + 1)  # non-default running stats
+    before = _bn_state(layer)
+    x = torch.randn(1, 4, 3, 3)  # -> 1x1 output
+    y_train = layer(x)
+    after = _bn_state(layer)
+    for key, value in before.items():
+        assert torch.equal(after[key], value), f'{key} changed by a batch of one'
+    layer.eval()
+    # with nothing else differing between modes, B=1 training == eval
+    torch.testing.assert_close(y_train, layer(x), **scale_tol(y_train))
+
+
+@pytest.mark.parametrize('name', ['ODConv', 'DCD'])
+def test_batch_norm_larger_batches_update_running_stats(name):
+    """Counterpart of the test above: a normal training batch does update them."""
+    layer = _layer(name, k=3, padding=0)
+    before = _bn_state(layer)
+    layer(torch.randn(3, 4, 3, 3) * 3 + 1)
+    after = _bn_state(layer)
+    changed = [k for k in before if 'running' in k and not torch.equal(before[k], after[k])]
+    assert changed
+
+
+def test_dcd_batch_of_one_with_spatial_map_updates_stats_finitely():
+    """B=1 with a spatial map still has H'*W' values per channel: BN trains normally."""
+    layer = _layer('DCD')
+    before = _bn_state(layer)
+    layer(torch.randn(1, 4, 6, 6))
+    assert not torch.equal(before['bn_q.running_mean'], layer.bn_q.running_mean)
+    for value in _bn_state(layer).values():
+        assert torch.isfinite(value.float()).all()
+
+
+# --------------------------------------------------------------- (b) channels_last
+CL_CASES = [pytest.param(n, s, id=f'{n}-{s}') for n in PER_SAMPLE_LAYERS for s in STRATEGIES]
+CL_CASES += [pytest.param('A2D2C', 'reference', id='A2D2C-reference'),
+             pytest.param('A2D2CPlus', 'reference', id='A2D2CPlus-reference'),
+             pytest.param('DCD', None, id='DCD')]
+
+
+@pytest.mark.parametrize('groups', [1, 2], ids=['g1', 'g2'])
+@pytest.mark.parametrize('name,strategy', CL_CASES)
+def test_channels_last(name, strategy, groups):
+    kw = {}
+    if strategy == 'reference':
+        kw['impl'] = 'reference'
+    elif strategy is not None:
+        kw['strategy'] = strategy
+    layer = _layer(name, cin=8, cout=6, groups=groups, bias=True, **kw)
+    x = torch.randn(3, 8, 7, 9)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    assert not x_cl.is_contiguous()
+    for mode in ('train', 'eval'):
+        layer.train(mode == 'train')
+        y = seeded(1, layer, x)
+        y_cl = seeded(1, layer, x_cl)
+        torch.testing.assert_close(y_cl, y, **scale_tol(y))
+        # values only for DCD and for the paper-literal reference impl (A2D2C+'s
+        # reference sums K stacked maps, which drops the memory format)
+        if name != 'DCD' and strategy != 'reference':
+            assert y_cl.is_contiguous(memory_format=torch.channels_last), mode
+            assert y.is_contiguous(), mode
+
+
+# ------------------------------------------------------------- (c) bf16 autocast
+@pytest.mark.parametrize('name', LAYER_NAMES)
+def test_bf16_autocast(name):
+    layer = _layer(name, cin=8, cout=8, bias=True)
+    if name.startswith('A2D2C'):
+        layer.set_temperature(5.0)  # keep the bf16 logits' error small next to T
+    x = torch.randn(2, 8, 7, 8)
+    y32 = seeded(1, layer, x)
+    x16 = x.clone().requires_grad_()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        y16 = seeded(1, layer, x16)
+    assert torch.isfinite(y16).all()
+    y16.float().sum().backward()
+    assert torch.isfinite(x16.grad).all() and x16.grad.abs().sum() > 0
+    for pname, p in layer.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    torch.testing.assert_close(y16.float(), y32.detach(), **scale_tol(y32, 5e-2))
+
+
+# ----------------------------------------------------------- (d) state_dict round trip
+@pytest.mark.parametrize('name', LAYER_NAMES)
+def test_state_dict_round_trip(name):
+    src = _layer(name, bias=True, seed=0)
+    src.train()
+    src(torch.randn(3, 4, 7, 8))  # move BN running stats where there are any
+    src.eval()
+    dst = _layer(name, bias=True, seed=1).eval()
+    x = torch.randn(2, 4, 7, 8)
+    assert not torch.allclose(dst(x), src(x))
+    missing, unexpected = dst.load_state_dict(src.state_dict())
+    assert not missing and not unexpected
+    assert torch.equal(dst(x), src(x))
+
+
+# ------------------------------------------------------------------ (e) temperature
+@pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
+def test_set_temperature(name):
+    layer = _layer(name)
+    layer.set_temperature(7)
+    assert layer.temperature == 7.0 and isinstance(layer.temperature, float)
+    layer.set_temperature(0.25)
+    assert layer.temperature == 0.25
+    for bad in (0, -1, float('nan'), float('inf'), 'abc', None):
+        with pytest.raises((ValueError, TypeError), match='temperature'):
+            layer.set_temperature(bad)
+    assert layer.temperature == 0.25  # unchanged by the failed calls
+
+
+@pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
+def test_temperature_is_used(name):
+    layer = _layer(name).eval()
+    x = torch.randn(2, 4, 7, 8)
+    layer.set_temperature(0.2)
+    y1 = layer(x)
+    layer.set_temperature(50.0)
+    assert not torch.allclose(layer(x), y1)
+
+
+@pytest.mark.parametrize('name', ['CondConv', 'DCD'])
+def test_no_temperature(name):
+    layer = _layer(name)
+    assert not hasattr(layer, 'set_temperature')
+    assert not hasattr(layer, 'temperature')
+
+
+# ---------------------------------------------------------------- (f) initialisation
+def _conv_std(cin, cout, k, groups=1):
+    torch.manual_seed(123)
+    return nn.Conv2d(cin, cout, k, groups=groups).weight.std().item()
+
+
+@pytest.mark.parametrize('groups', [1, 2], ids=['g1', 'g2'])
+@pytest.mark.parametrize('name', [n for n in BANK_LAYERS if n != 'ODConv'])
+def test_kernel_bank_init_matches_conv2d(name, groups):
+    layer = _layer(name, cin=64, cout=64, k=3, kernel_num=4, groups=groups, bias=True)
+    ref = _conv_std(64, 64, 3, groups)
+    analytic = 1 / math.sqrt(3 * 64 // groups * 9)  # kaiming_uniform(a=sqrt(5)) std
+    assert abs(ref - analytic) < 0.05 * analytic
+    for k in range(4):
+        std = layer.weight[k].std().item()
+        assert abs(std - ref) < 0.2 * ref, f'kernel {k}: std {std:.4g} vs conv {ref:.4g}'
+    assert not torch.equal(layer.weight[0], layer.weight[1])
+    bound = 1 / math.sqrt(64 // groups * 9)
+    assert layer.bias.abs().max() <= bound and layer.bias.std() > 0.3 * bound
+
+
+def test_dcd_static_kernel_init_matches_conv2d():
+    layer = _layer('DCD', cin=64, cout=64, k=3, bias=True)
+    ref = _conv_std(64, 64, 3)
+    assert abs(layer.weight.std().item() - ref) < 0.2 * ref
+    assert layer.bias.abs().max() <= 1 / math.sqrt(64 * 9)
+
+
+@pytest.mark.parametrize('groups', [1, 2], ids=['g1', 'g2'])
+def test_odconv_init_is_kaiming_fan_out(groups):
+    layer = _layer('ODConv', cin=64, cout=64, k=3, kernel_num=4, groups=groups)
+    expected = math.sqrt(2 / (64 * 9))  # fan_out = C_out * k * k, independent of groups
+    for k in range(4):
+        std = layer.weight[k].std().item()
+        assert abs(std - expected) < 0.2 * expected, f'kernel {k}: {std:.4g}'
+    assert abs(layer.weight[0].mean().item()) < 0.1 * expected
+
+
+@pytest.mark.parametrize('name', LAYER_NAMES)
+def test_reset_parameters_and_init_weights_reinitialise(name):
+    layer = _layer(name, cin=16, cout=16, bias=True)
+    assert callable(getattr(layer, 'init_weights', None))
+    before = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+    torch.manual_seed(99)
+    layer.init_weights()
+    assert layer.weight.std() > 0.5 * before.std()
+    assert layer.bias.abs().sum() > 0
+    torch.manual_seed(99)
+    after_init = layer.weight.detach().clone()
+    layer.reset_parameters()
+    assert torch.equal(layer.weight, after_init)  # init_weights is reset_parameters
+
+
+# ------------------------------------------------------------------------- (h) repr
+@pytest.mark.parametrize('name', LAYER_NAMES)
+def test_repr(name):
+    layer = _layer(name, stride=2)
+    text = repr(layer)
+    assert text.startswith(type(layer).__name__ + '(')
+    assert '4, 6, kernel_size=(3, 3), stride=(2, 2)' in text
+    if name in BANK_LAYERS:
+        assert 'kernel_num=3' in text
+    if name in TEMPERATURE_LAYERS:
+        assert f'temperature={layer.temperature}' in text
+
+
+# ------------------------------------------------------------------------ dtypes
+@pytest.mark.parametrize('name', LAYER_NAMES)
+def test_float64_layer_gives_float64_output(name):
+    layer = _layer(name).double()
+    y = layer(torch.randn(2, 4, 7, 8, dtype=torch.float64))
+    assert y.dtype == torch.float64
+
+
+# BUG: the attention of DynamicConv2d (dynamic_conv2d.py:67), CondConv2d
+# (cond_conv2d.py:57) and ODConv2d's kernel head (odconv2d.py:106) is computed on
+# ``.float()`` logits, i.e. in float32 even for a float64 model (A2D2C's
+# a2d2c_attention promotes to "float32 at least" instead, as intended).
+@pytest.mark.parametrize('name', ['ODConv', 'DyConv', 'CondConv'])
+def test_float64_attention_stays_float64(name):
+    layer = _layer(name).double()
+    attn = layer.attention(torch.randn(2, 4, 7, 8, dtype=torch.float64))
+    if name == 'ODConv':
+        for head, a in zip(('channel', 'filter', 'spatial', 'kernel'), attn):
+            assert a.dtype == torch.float64, head
+    else:
+        assert attn.dtype == torch.float64
+
+
+def test_layers_registry():
+    assert set(LAYERS) == {'A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv', 'DCD'}
+    for cls in LAYERS.values():
+        assert issubclass(cls, nn.Module)
+
+
+# ------------------------------------------------------------- strategy selection
+@pytest.mark.parametrize('shape,cin_per_group,out_hw,expected', [
+    ((1, 64, 14, 14), 64, (14, 14), 'loop'),
+    ((4, 4, 14, 14), 4, (14, 14), 'grouped'),
+    ((4, 64, 14, 14), 1, (14, 14), 'grouped'),
+    ((4, 64, 28, 28), 64, (28, 28), 'bmm'),
+    ((4, 64, 29, 28), 64, (29, 28), 'grouped'),
+], ids=['batch1', 'few-channels', 'depthwise', 'small-map', 'large-map'])
+def test_select_strategy_rule(shape, cin_per_group, out_hw, expected):
+    from mmdyn.ops import select_strategy
+    x = torch.empty(shape)
+    w = torch.empty(shape[0], 8, cin_per_group, 3, 3)
+    assert select_strategy(x, w, out_hw, shape[1] // cin_per_group) == expected
+
+
+def test_forced_strategy_overrides_auto(monkeypatch):
+    from mmdyn.ops import batched_conv, select_strategy
+    monkeypatch.setattr(batched_conv, 'FORCED_STRATEGY', 'loop')
+    assert select_strategy(torch.empty(4, 64, 8, 8), torch.empty(4, 8, 64, 3, 3),
+                           (8, 8), 1) == 'loop'
+
+
+# BUG: select_strategy (mmdyn/ops/batched_conv.py:57-58) returns FORCED_STRATEGY /
+# MMDYN_BATCHED_CONV unvalidated. 'auto' (a listed strategy) is returned as is, and
+# batched_dynamic_conv2d's final ``else`` then runs bmm for every shape (batch 1 and
+# huge maps included) instead of deciding by shape.
+def test_forced_strategy_auto_means_decide_by_shape(monkeypatch):
+    from mmdyn.ops import batched_conv, select_strategy
+    x, w = torch.empty(1, 64, 8, 8), torch.empty(1, 8, 64, 3, 3)
+    monkeypatch.setattr(batched_conv, 'FORCED_STRATEGY', 'auto')
+    assert select_strategy(x, w, (8, 8), 1) == 'loop'
+
+
+# BUG: same place: an unknown MMDYN_BATCHED_CONV value is silently run as bmm instead of
+# raising like an unknown ``strategy=`` argument does.
+def test_forced_strategy_unknown_raises(monkeypatch):
+    from mmdyn.ops import batched_conv, batched_dynamic_conv2d
+    monkeypatch.setattr(batched_conv, 'FORCED_STRATEGY', 'nonsense')
+    with pytest.raises(ValueError, match='nonsense'):
+        batched_dynamic_conv2d(torch.randn(2, 4, 5, 5), torch.randn(2, 4, 4, 3, 3))

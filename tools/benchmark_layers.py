@@ -1,0 +1,268 @@
+#!/usr/bin/env python
+"""Benchmark every mmdyn layer against ``nn.Conv2d`` at ResNet-50's 3x3 shapes.
+
+For each shape (56x56x64, 28x28x128, 14x14x256, 7x7x512; stride 1, padding 1),
+each batch size (1 and 32 by default) and each layer — plus A2D2C+ with
+``impl='reference'`` and with each per-sample strategy forced — it measures, in
+the same run and process as the static conv:
+
+* ``fwd``: forward time in train mode under ``torch.no_grad`` (median of N),
+* ``fwd+bwd``: forward + backward time in train mode (median of N),
+* ``peak``: peak memory allocated during one forward + backward beyond what
+  was allocated before it (CUDA: the allocator's peak; CPU: replay of the
+  profiler's allocation events),
+
+and each figure as a ratio to ``nn.Conv2d``. Results go to stdout as a table
+and to ``<out>/benchmark_layers.{json,csv}``; the A2D2C+ targets of issue 2 are
+checked and reported as measured. Needs only torch (tqdm optional).
+
+Example::
+
+    python tools/benchmark_layers.py --batch-sizes 1 32 --repeats 5
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmdyn.ops import LAYERS  # noqa: E402
+
+SHAPES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # (channels, spatial size)
+RATIOS = {'fwd_ms': 'fwd_x', 'fwd_bwd_ms': 'fwd_bwd_x', 'peak_mb': 'peak_x'}
+
+
+def build_variants(kernel_num, num_points):
+    """Name -> factory(channels) of every benchmarked conv."""
+    variants = {'Conv2d (static)': lambda c: nn.Conv2d(c, c, 3, padding=1, bias=False)}
+    for alias, cls in LAYERS.items():
+        kwargs = {} if alias == 'DCD' else dict(kernel_num=kernel_num)
+        if alias.startswith('A2D2C'):
+            kwargs['num_points'] = num_points
+        variants[alias] = (lambda cls=cls, kwargs=kwargs: lambda c: cls(c, c, 3, padding=1,
+                                                                        **kwargs))()
+    for strategy in ('grouped', 'loop', 'bmm'):
+        variants[f'A2D2CPlus[{strategy}]'] = (
+            lambda s=strategy: lambda c: LAYERS['A2D2CPlus'](
+                c, c, 3, padding=1, kernel_num=kernel_num, num_points=num_points,
+                strategy=s))()
+    variants['A2D2CPlus[reference]'] = lambda c: LAYERS['A2D2CPlus'](
+        c, c, 3, padding=1, kernel_num=kernel_num, num_points=num_points, impl='reference')
+    return variants
+
+
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def time_it(fn, device, repeats, warmup):
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory(fn, device):
+    """Peak bytes allocated while ``fn`` runs, above the level before it."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    # CPU: the profiler attributes every allocation and free to the op that
+    # made it; replaying each op's own (self) memory change in start order
+    # gives the allocation level over time at op granularity.
+    from torch.profiler import ProfilerActivity, profile
+    saved_stderr = os.dup(2)  # the profiler's C++ side logs to stderr
+    try:
+        with open(os.devnull, 'w') as devnull:
+            os.dup2(devnull.fileno(), 2)
+            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                fn()
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+    current = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    return peak
+
+
+class _Progress:
+    """tqdm if available, else a plain text bar on stderr."""
+
+    def __init__(self, total):
+        try:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc='benchmark', unit='cfg', file=sys.stderr)
+        except ImportError:
+            self.bar, self.done, self.total = None, 0, total
+
+    def update(self, text):
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            self.bar.update(1)
+            return
+        self.done += 1
+        width = 30
+        filled = int(width * self.done / self.total)
+        print(f'\r[{"#" * filled}{"." * (width - filled)}] {self.done}/{self.total} {text:40s}',
+              end='\n' if self.done == self.total else '', file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args):
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    variants = build_variants(args.kernel_num, args.num_points)
+    if args.layers:
+        unknown = set(args.layers) - set(variants)
+        if unknown:
+            raise SystemExit(f'unknown layer(s) {sorted(unknown)}; choose from {list(variants)}')
+        variants = {k: v for k, v in variants.items()
+                    if k in args.layers or k == 'Conv2d (static)'}
+    shapes = [s for s in SHAPES if not args.sizes or s[1] in args.sizes]
+    progress = _Progress(len(shapes) * len(args.batch_sizes) * len(variants))
+    rows = []
+    for channels, size in shapes:
+        for batch in args.batch_sizes:
+            torch.manual_seed(0)
+            x = torch.randn(batch, channels, size, size, device=device)
+            static = None
+            for name, factory in variants.items():
+                torch.manual_seed(0)
+                layer = factory(channels).to(device).train()
+                xg = x.clone().requires_grad_(True)
+
+                def fwd():
+                    with torch.no_grad():
+                        layer(x)
+
+                def fwd_bwd():
+                    layer(xg).sum().backward()
+
+                row = dict(layer=name, channels=channels, size=size, batch=batch,
+                           fwd_ms=1e3 * time_it(fwd, device, args.repeats, args.warmup),
+                           fwd_bwd_ms=1e3 * time_it(fwd_bwd, device, args.repeats,
+                                                    args.warmup),
+                           peak_mb=peak_memory(fwd_bwd, device) / 2**20)
+                if static is None:
+                    static = row
+                for key, ratio in RATIOS.items():
+                    row[ratio] = row[key] / static[key] if static[key] > 0 else float('nan')
+                rows.append(row)
+                progress.update(f'{name} {channels}x{size}^2 b{batch}')
+                del layer, xg
+    progress.close()
+    return rows
+
+
+def geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def print_table(rows):
+    header = (f'{"layer":24s} {"shape":>12s} {"B":>3s} {"fwd ms":>9s} {"x":>6s} '
+              f'{"fwd+bwd ms":>11s} {"x":>6s} {"peak MB":>9s} {"x":>6s}')
+    print(header)
+    print('-' * len(header))
+    for r in rows:
+        print(f'{r["layer"]:24s} {r["channels"]:>5d}x{r["size"]:>2d}^2 {r["batch"]:>3d} '
+              f'{r["fwd_ms"]:9.2f} {r["fwd_x"]:6.2f} {r["fwd_bwd_ms"]:11.2f} '
+              f'{r["fwd_bwd_x"]:6.2f} {r["peak_mb"]:9.1f} {r["peak_x"]:6.2f}')
+
+
+def check_targets(rows, batch=32):
+    """Issue-2 targets for A2D2C+ (default impl) forward at batch 32."""
+    fast = {(r['channels'], r['size']): r for r in rows
+            if r['layer'] == 'A2D2CPlus' and r['batch'] == batch}
+    ref = {(r['channels'], r['size']): r for r in rows
+           if r['layer'] == 'A2D2CPlus[reference]' and r['batch'] == batch}
+    keys = [k for k in fast if k in ref]
+    if not keys:
+        return None
+    speedup = [ref[k]['fwd_ms'] / fast[k]['fwd_ms'] for k in keys]
+    vs_static = [fast[k]['fwd_x'] for k in keys]
+    result = dict(
+        batch=batch, shapes=[f'{c}x{s}^2' for c, s in keys],
+        speedup_vs_reference=speedup, ratio_vs_static=vs_static,
+        never_slower_than_reference=all(s >= 1.0 for s in speedup),
+        geomean_speedup_vs_reference=geomean(speedup),
+        geomean_ratio_vs_static=geomean(vs_static))
+    result['targets_met'] = (result['never_slower_than_reference']
+                             and result['geomean_speedup_vs_reference'] >= 2.5
+                             and result['geomean_ratio_vs_static'] <= 1.6)
+    print(f'\nA2D2C+ (default impl) forward, batch {batch}:')
+    for shape, s, v in zip(result['shapes'], speedup, vs_static):
+        print(f'  {shape:>9s}: {s:5.2f}x faster than reference, {v:5.2f}x the static conv')
+    print(f'  geomean: {result["geomean_speedup_vs_reference"]:.2f}x faster than reference '
+          f'(target >= 2.5), {result["geomean_ratio_vs_static"]:.2f}x the static conv '
+          f'(target <= 1.6); never slower than reference: '
+          f'{result["never_slower_than_reference"]}')
+    print(f'  targets met: {result["targets_met"]}')
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 32])
+    parser.add_argument('--sizes', type=int, nargs='*', default=None,
+                        help='only these spatial sizes (56 28 14 7)')
+    parser.add_argument('--layers', nargs='*', default=None,
+                        help='only these variants (the static conv is always run)')
+    parser.add_argument('--kernel-num', type=int, default=4)
+    parser.add_argument('--num-points', type=int, default=100)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--out', default='outputs/benchmark_layers')
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error('--repeats must be >= 1 and --warmup >= 0')
+
+    env = dict(torch=torch.__version__, device=str(args.device),
+               device_name=(torch.cuda.get_device_name() if args.device.startswith('cuda')
+                            else platform.processor() or platform.machine()),
+               threads=torch.get_num_threads() if not args.threads else args.threads,
+               python=platform.python_version())
+    print(f'mmdyn layer benchmark: {env}', file=sys.stderr)
+    rows = run(args)
+    print_table(rows)
+    targets = check_targets(rows)
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, 'benchmark_layers.json'), 'w') as f:
+        json.dump(dict(env=env, args=vars(args), rows=rows, a2d2c_plus_targets=targets), f,
+                  indent=2)
+    with open(osp.join(args.out, 'benchmark_layers.csv'), 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f'\nresults written to {osp.join(args.out, "benchmark_layers.{json,csv}")}')
+
+
+if __name__ == '__main__':
+    main()
