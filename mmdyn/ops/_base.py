@@ -56,6 +56,12 @@ def check_temperature(value) -> float:
     return t
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or kept in float64: attention is never computed in half
+    precision (autocast) and never rounded down from float64."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 class DynamicConvBase(nn.Module):
     """Common base of every mmdyn convolution: the ``nn.Conv2d`` surface.
 

@@ -28,8 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._base import (DynamicConvBase, TemperatureMixin, check_choice, check_positive_int,
-                    check_temperature, init_bias_, init_kernel_bank_)
+from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
+                    check_positive_int, check_temperature, init_bias_, init_kernel_bank_)
 from .batched_conv import STRATEGIES, batched_dynamic_conv2d
 
 SAMPLING_MODES = ('random', 'fixed', 'none')
@@ -124,8 +124,7 @@ def mean_input_patches(x: torch.Tensor, positions: Optional[torch.Tensor],
 
 def a2d2c_attention(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Eq. 5: ``softmax(p̄ / T)`` over the K kernels (dim 1), in float32 at least."""
-    dtype = torch.promote_types(logits.dtype, torch.float32)
-    return torch.softmax(logits.to(dtype) / temperature, dim=1)
+    return torch.softmax(at_least_float32(logits) / temperature, dim=1)
 
 
 def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],

@@ -54,7 +54,11 @@ def select_strategy(x: torch.Tensor, weight: torch.Tensor, out_hw: Tuple[int, in
     On CUDA the grouped convolution is used (cuDNN runs it well and it is a
     single launch) except at batch 1.
     """
-    if FORCED_STRATEGY is not None:
+    if FORCED_STRATEGY not in (None, '', 'auto'):
+        if FORCED_STRATEGY not in STRATEGIES:
+            raise ValueError(f'unknown forced strategy {FORCED_STRATEGY!r} (MMDYN_BATCHED_CONV '
+                             f'or batched_conv.FORCED_STRATEGY); expected one of '
+                             f'{list(STRATEGIES)}')
         return FORCED_STRATEGY
     batch = x.size(0)
     if batch == 1:

@@ -9,8 +9,8 @@ batch is convolved by :func:`~mmdyn.ops.batched_conv.batched_dynamic_conv2d`.
 import torch
 import torch.nn as nn
 
-from ._base import (DynamicConvBase, check_choice, check_positive_int, init_bias_,
-                    init_kernel_bank_)
+from ._base import (DynamicConvBase, at_least_float32, check_choice, check_positive_int,
+                    init_bias_, init_kernel_bank_)
 from .batched_conv import STRATEGIES, batched_dynamic_conv2d, mix_kernels
 
 
@@ -54,7 +54,7 @@ class CondConv2d(DynamicConvBase):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """Routing weights ``sigmoid(FC(GAP(x)))``, shape ``(B, E)``."""
-        return torch.sigmoid(self.routing(self.dropout(x.mean((2, 3)))).float())
+        return torch.sigmoid(at_least_float32(self.routing(self.dropout(x.mean((2, 3))))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._base import (DynamicConvBase, TemperatureMixin, check_choice, check_positive_int,
-                    check_temperature, init_bias_, init_kernel_bank_)
+from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
+                    check_positive_int, check_temperature, init_bias_, init_kernel_bank_)
 from .batched_conv import STRATEGIES, batched_dynamic_conv2d, mix_kernels
 
 
@@ -64,7 +64,7 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """``softmax(FC(ReLU(FC(GAP(x)))) / T)``, shape ``(B, K)``, float32."""
         z = self.fc2(F.relu(self.fc1(x.mean((2, 3)))))
-        return torch.softmax(z.float() / self.temperature, dim=1)
+        return torch.softmax(at_least_float32(z) / self.temperature, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -27,8 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, check_choice,
-                    check_positive_int, check_temperature, init_bias_, init_kernel_bank_)
+from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, at_least_float32,
+                    check_choice, check_positive_int, check_temperature, init_bias_,
+                    init_kernel_bank_)
 from .batched_conv import STRATEGIES, batched_dynamic_conv2d, mix_kernels
 
 Attn = Union[torch.Tensor, float]
@@ -103,7 +104,7 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
         filt = 1.0 if self.filter_fc is None else torch.sigmoid(self.filter_fc(h) / t)
         spatial = 1.0 if self.spatial_fc is None else torch.sigmoid(self.spatial_fc(h) / t)
         kernel = 1.0 if self.kernel_fc is None else torch.softmax(
-            self.kernel_fc(h).float() / t, dim=1)
+            at_least_float32(self.kernel_fc(h)) / t, dim=1)
         return channel, filt, spatial, kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

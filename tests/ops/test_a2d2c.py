@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _ops_helpers import STRATEGIES, build, scale_tol, seeded
+from _ops_helpers import STRATEGIES, scale_tol, seeded
 from mmdyn.ops import A2D2CConv2d, A2D2CPlusConv2d, mean_input_patches, sample_positions
 
 CLASSES = [pytest.param(A2D2CConv2d, id='A2D2C'), pytest.param(A2D2CPlusConv2d, id='A2D2CPlus')]
