@@ -6,7 +6,8 @@ groups=1, bias=False)`` plus keyword-only options of its own.
 """
 from .a2d2c_conv2d import (A2D2CConv2d, A2D2CPlusConv2d, a2d2c_attention, a2d2c_fast,
                            a2d2c_reference, mean_input_patches, sample_positions)
-from .batched_conv import batched_dynamic_conv2d, mix_kernels, select_strategy
+from .batched_conv import (MIX_STRATEGIES, STRATEGIES, batched_dynamic_conv2d, mix_kernels,
+                           mixed_kernel_conv2d, select_strategy)
 from .cond_conv2d import CondConv2d
 from .dcd_conv2d import DCDConv2d
 from .dynamic_conv2d import DynamicConv2d
@@ -24,6 +25,7 @@ LAYERS = {
 
 __all__ = [
     'A2D2CConv2d', 'A2D2CPlusConv2d', 'ODConv2d', 'DynamicConv2d', 'CondConv2d', 'DCDConv2d',
-    'LAYERS', 'batched_dynamic_conv2d', 'mix_kernels', 'select_strategy', 'sample_positions',
+    'LAYERS', 'batched_dynamic_conv2d', 'mixed_kernel_conv2d', 'mix_kernels', 'select_strategy',
+    'STRATEGIES', 'MIX_STRATEGIES', 'sample_positions',
     'mean_input_patches', 'a2d2c_attention', 'a2d2c_fast', 'a2d2c_reference'
 ]

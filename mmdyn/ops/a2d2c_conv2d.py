@@ -17,7 +17,7 @@ Both are the same function. ``impl='fast'`` (default) computes it with ONE
 convolution: the value of ``F_k`` at a position is the dot product of ``W_k``
 with the input patch under it, so ``p̄ = W_k · mean(input patches) + b_k``; we
 gather only the M patches, average them, get ``p̄`` with one matmul, aggregate
-the per-sample kernel and run :func:`~mmdyn.ops.batched_conv.batched_dynamic_conv2d`.
+the per-sample kernel and run :func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d`.
 ``impl='reference'`` is the paper's literal computation (K convolutions, then
 a second convolution for A2D2C). Readings of the paper we had to choose are
 listed in ``docs/a2d2c_fidelity.md`` and in the class docstring.
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
                     check_positive_int, check_temperature, init_bias_, init_kernel_bank_)
-from .batched_conv import STRATEGIES, batched_dynamic_conv2d
+from .batched_conv import MIX_STRATEGIES, mixed_kernel_conv2d
 
 SAMPLING_MODES = ('random', 'fixed', 'none')
 IMPLS = ('fast', 'reference')
@@ -107,19 +107,24 @@ def mean_input_patches(x: torch.Tensor, positions: Optional[torch.Tensor],
             for cs in col_sums:
                 taps.append(zeros if r is None or cs is None else cs[:, :, r].sum(2))
         return torch.stack(taps, dim=2) / float(out_hw[0] * out_hw[1])
+    # Sampled positions: a selection matrix S[b, tap, q] = (1/M) * #(sampled
+    # outputs whose tap reads input pixel q), then mean patch = x @ S^T. One
+    # batched matmul reads x once (a gather of M*k*k values per channel is
+    # slower, and its backward is a scatter).
     num = positions.size(1)
     oy = torch.div(positions, out_hw[1], rounding_mode='floor')
     ox = positions - oy * out_hw[1]
     ty = torch.arange(kh, device=x.device) * dh - ph
     tx = torch.arange(kw, device=x.device) * dw - pw
-    iy = (oy * sh).unsqueeze(-1).unsqueeze(-1) + ty.view(1, 1, kh, 1)   # (B, M, kh, 1)
-    ix = (ox * sw).unsqueeze(-1).unsqueeze(-1) + tx.view(1, 1, 1, kw)   # (B, M, 1, kw)
+    iy = (oy * sh)[:, :, None, None] + ty.view(1, 1, kh, 1)            # (B, M, kh, 1)
+    ix = (ox * sw)[:, :, None, None] + tx.view(1, 1, 1, kw)            # (B, M, 1, kw)
     valid = (iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)        # (B, M, kh, kw)
-    flat = iy.clamp(0, height - 1) * width + ix.clamp(0, width - 1)
-    flat = flat.reshape(batch, 1, num * kh * kw).expand(batch, cin, num * kh * kw)
-    patches = x.reshape(batch, cin, height * width).gather(2, flat)
-    patches = patches.view(batch, cin, num, kh * kw) * valid.view(batch, 1, num, kh * kw)
-    return patches.mean(2)
+    tap = torch.arange(kh * kw, device=x.device).view(1, 1, kh, kw)
+    index = tap * (height * width) + iy.clamp(0, height - 1) * width + ix.clamp(0, width - 1)
+    select = x.new_zeros(batch, kh * kw * height * width)
+    select.scatter_add_(1, index.reshape(batch, -1), valid.reshape(batch, -1).to(x.dtype) / num)
+    select = select.view(batch, kh * kw, height * width).transpose(1, 2)
+    return torch.bmm(x.reshape(batch, cin, height * width), select)
 
 
 def a2d2c_attention(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -157,11 +162,8 @@ def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     if bias is not None:
         logits = logits + bias.to(dtype).unsqueeze(0)
     attn = a2d2c_attention(logits, temperature)                       # (B, K, C_out)
-    kernel = torch.einsum('bkn,kni->bni', attn.to(weight.dtype),
-                          weight.view(num_k, cout, -1)).view(batch, cout, cin_g, kh, kw)
-    agg_bias = None if bias is None else torch.einsum('bkn,kn->bn', attn.to(bias.dtype), bias)
-    return batched_dynamic_conv2d(x, kernel, agg_bias, stride, padding, dilation, groups,
-                                  strategy)
+    return mixed_kernel_conv2d(x, attn, weight, bias, None, stride, padding, dilation, groups,
+                               strategy)
 
 
 def a2d2c_reference(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -259,7 +261,7 @@ class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
         self.eval_sampling = check_choice('eval_sampling', eval_sampling, SAMPLING_MODES)
         self.temperature = check_temperature(temperature)
         self.impl = check_choice('impl', impl, IMPLS)
-        self.strategy = check_choice('strategy', strategy, STRATEGIES)
+        self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
         kh, kw = self.kernel_size
         self.weight = nn.Parameter(
             torch.empty(kernel_num, out_channels, in_channels // groups, kh, kw))

@@ -1,28 +1,37 @@
-"""One routine that convolves every sample of a batch with its own kernel.
+"""The shared batched dynamic-convolution routine of mmdyn.
 
-All mmdyn layers that aggregate a per-sample kernel (A2D2C/A2D2C+ fast path,
-ODConv, DynamicConv, CondConv) call :func:`batched_dynamic_conv2d`. It has three
-exact strategies with different speed profiles:
+Every layer whose kernel is a per-sample mixture of K base kernels,
+
+    y_b = (s_b ⊙ Σ_k a[b, k(, n)] W_k) * x_b + Σ_k a[b, k(, n)] bias_k,
+
+calls :func:`mixed_kernel_conv2d`: A2D2C/A2D2C+ (fast path, attention per
+kernel and output channel), DynamicConv and CondConv (attention per kernel),
+ODConv (plus a per-sample spatial attention ``s_b``). It has four exact
+strategies with different cost profiles:
 
 ``grouped``
-    Reshape ``(B, C_in, H, W)`` to ``(1, B*C_in, H, W)`` and run ONE grouped
-    convolution with ``groups = B*g``. Best on GPUs and, on CPUs, for large
-    feature maps with few channels (ResNet stage 1/2 shapes).
+    Aggregate all B kernels, reshape ``(B, C_in, H, W)`` to ``(1, B*C_in, H,
+    W)`` and run ONE grouped convolution with ``groups = B*g``. One launch; the
+    right choice on GPUs and, on CPUs, for large maps (ResNet stage 1).
 ``loop``
-    One ordinary ``F.conv2d`` per sample. On CPU it beats ``grouped`` where the
-    grouped kernel is slow (many channels, small maps), at the cost of B calls.
+    For each sample, aggregate its kernel (while it is hot in cache) and run an
+    ordinary ``F.conv2d``. On CPU it avoids writing all B kernels to memory
+    at once and avoids the slow grouped kernel for many-channel layers.
 ``bmm``
-    ``unfold`` (im2col) the input once and multiply by the per-sample kernels
-    with one batched matrix product. On CPU it is the fastest for small maps
-    with many channels (ResNet stage 3/4 shapes) because it is a single large
-    GEMM; its im2col buffer is ``B*C_in*kh*kw*H'*W'`` elements, so it is never
-    chosen for large maps.
+    Aggregate all kernels, ``unfold`` (im2col) the input once and run one
+    batched matrix product. Kept for comparison and for GEMM-friendly
+    accelerators; its im2col buffer is ``B*C_in*kh*kw*H'*W'`` elements.
+``maps``
+    Only without spatial attention: ONE static convolution with all ``K*C_out``
+    kernels, then ``Σ_k a_k ⊙ F_k`` (Eq. 8 of A2D2C+). K times the FLOPs of the
+    others but no per-sample kernel at all: the cheapest where a per-sample
+    kernel (``C_out*C_in*k*k`` values) outweighs the map it produces (tiny
+    maps, many channels: ResNet stage 4), and the cheapest to back-propagate.
 
-``strategy='auto'`` (the default) picks by device and shape with
-:func:`select_strategy`; the rule and the measurements behind it are in its
-docstring. The module-level :data:`FORCED_STRATEGY` (or the environment variable
-``MMDYN_BATCHED_CONV``) overrides the choice globally, which the benchmark uses
-to show each strategy's figures.
+``strategy='auto'`` picks with :func:`select_strategy` (rule and measurements
+in its docstring). :func:`batched_dynamic_conv2d` is the kernel-given routine
+under ``grouped``/``loop``/``bmm``. The module-level :data:`FORCED_STRATEGY`
+(environment variable ``MMDYN_BATCHED_CONV``) overrides ``auto`` globally.
 """
 import os
 from typing import Optional, Tuple
@@ -30,59 +39,173 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+#: Strategies for kernels given per sample (:func:`batched_dynamic_conv2d`).
 STRATEGIES = ('auto', 'grouped', 'loop', 'bmm')
+#: Strategies for mixtures of base kernels (:func:`mixed_kernel_conv2d`).
+MIX_STRATEGIES = STRATEGIES + ('maps', )
 
 #: Global override of the ``auto`` choice (``None`` = decide by shape).
 FORCED_STRATEGY: Optional[str] = os.environ.get('MMDYN_BATCHED_CONV') or None
 
 
-def select_strategy(x: torch.Tensor, weight: torch.Tensor, out_hw: Tuple[int, int],
-                    groups: int) -> str:
+def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
+                    maps_ok: bool = False) -> str:
     """Choose how to run per-sample kernels for this input.
 
-    Rule (CPU; measured with ``tools/benchmark_layers.py`` on the 2-core CI
-    machine, ResNet 3x3 stage shapes at batch 32):
+    Args:
+        x: The input ``(B, C_in, H, W)`` (its batch size and device matter).
+        kernel_shape: ``(C_out, C_in/g, kh, kw)`` of one per-sample kernel.
+        out_hw: Output map size.
+        maps_ok: Whether the ``maps`` strategy applies (no spatial attention).
 
-    * batch 1 -> ``loop`` (a single plain convolution, no reshaping at all);
-    * depthwise / grouped kernels with fewer than 8 input channels per group ->
-      ``grouped`` (im2col would multiply tiny matrices);
-    * output maps of at most 28x28 positions (``H'*W' <= 784``) -> ``bmm``:
-      one GEMM of ``(C_out, C_in*k*k) x (C_in*k*k, H'*W')`` per sample, close
-      to the static convolution's cost, while ``grouped`` costs 2.5-7x there;
-    * larger maps -> ``grouped``, which is fast when maps are large.
+    Rule. CUDA: ``loop`` at batch 1, else ``grouped``. CPU (thresholds measured
+    with ``tools/benchmark_layers.py`` on the 2-core CI machine, ResNet-50 3x3
+    stage shapes at batch 32, figures in ``docs/benchmarks.md``):
 
-    On CUDA the grouped convolution is used (cuDNN runs it well and it is a
-    single launch) except at batch 1.
+    * batch 1 -> ``loop`` (a single plain convolution);
+    * ``H'*W' <= 64`` (8x8 and smaller) and ``maps_ok`` -> ``maps``: at 512x7x7
+      the B per-sample kernels are 300 MB to write and read, more than K static
+      convolutions cost;
+    * fewer than 8 input channels per group (depthwise) -> ``grouped``;
+    * ``H'*W' < 1024`` (below 32x32) -> ``loop``;
+    * larger maps -> ``grouped``.
     """
     if FORCED_STRATEGY not in (None, '', 'auto'):
-        if FORCED_STRATEGY not in STRATEGIES:
+        if FORCED_STRATEGY not in MIX_STRATEGIES:
             raise ValueError(f'unknown forced strategy {FORCED_STRATEGY!r} (MMDYN_BATCHED_CONV '
                              f'or batched_conv.FORCED_STRATEGY); expected one of '
-                             f'{list(STRATEGIES)}')
-        return FORCED_STRATEGY
-    batch = x.size(0)
-    if batch == 1:
+                             f'{list(MIX_STRATEGIES)}')
+        if FORCED_STRATEGY != 'maps' or maps_ok:
+            return FORCED_STRATEGY
+    if x.size(0) == 1:
         return 'loop'
     if x.device.type != 'cpu':
         return 'grouped'
-    cin_per_group = weight.size(2)
-    if cin_per_group < 8:
+    positions = out_hw[0] * out_hw[1]
+    if maps_ok and positions <= 64:
+        return 'maps'
+    if kernel_shape[1] < 8:
         return 'grouped'
-    if out_hw[0] * out_hw[1] <= 784:
-        return 'bmm'
+    if positions < 1024:
+        return 'loop'
     return 'grouped'
 
 
-def mix_kernels(attn: torch.Tensor, weight: torch.Tensor, bias=None):
-    """Per-sample kernel ``Σ_k attn[b, k] W_k`` (and bias), attention ``(B, K)``.
+def _output_hw(x: torch.Tensor, kernel_hw, stride, padding, dilation) -> Tuple[int, int]:
+    return tuple((x.size(2 + i) + 2 * padding[i] - dilation[i] * (kernel_hw[i] - 1) - 1)
+                 // stride[i] + 1 for i in range(2))
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def mix_kernels(attn: torch.Tensor, bank: torch.Tensor, bias_bank=None, spatial=None):
+    """All per-sample kernels ``s_b ⊙ Σ_k attn[b, k(, n)] W_k`` at once.
+
+    Args:
+        attn: ``(B, K)`` (one weight per kernel) or ``(B, K, C_out)`` (one per
+            kernel and output channel).
+        bank: ``(K, C_out, C_in/g, kh, kw)``.
+        bias_bank: ``(K, C_out)`` or None.
+        spatial: ``(B, kh*kw)`` or None.
 
     Returns:
         ``(B, C_out, C_in/g, kh, kw)`` kernels and ``(B, C_out)`` biases or None.
     """
-    num_k = weight.size(0)
-    attn = attn.to(weight.dtype)
-    kernel = (attn @ weight.reshape(num_k, -1)).view(attn.size(0), *weight.shape[1:])
-    return kernel, (None if bias is None else attn @ bias)
+    num_k, cout = bank.shape[:2]
+    attn = attn.to(bank.dtype)
+    if attn.dim() == 2:
+        kernels = (attn @ bank.reshape(num_k, -1)).view(attn.size(0), *bank.shape[1:])
+        bias = None if bias_bank is None else attn @ bias_bank.to(attn.dtype)
+    else:
+        kernels = torch.einsum('bkn,kni->bni', attn, bank.reshape(num_k, cout, -1))
+        kernels = kernels.view(attn.size(0), *bank.shape[1:])
+        bias = None if bias_bank is None else torch.einsum('bkn,kn->bn', attn,
+                                                           bias_bank.to(attn.dtype))
+    if spatial is not None:
+        kernels = kernels * spatial.to(kernels.dtype).view(-1, 1, 1, *bank.shape[3:])
+    return kernels, bias
+
+
+def _sample_kernel(attn_b: torch.Tensor, bank: torch.Tensor, banks, bias_bank, spatial_b):
+    """One sample's mixed kernel (see :func:`mix_kernels`), built in cache."""
+    if attn_b.dim() == 1:
+        kernel = (attn_b @ bank.reshape(bank.size(0), -1)).view(bank.shape[1:])
+        bias = None if bias_bank is None else attn_b @ bias_bank.to(attn_b.dtype)
+    else:
+        kernel = banks[0] * attn_b[0].view(-1, 1, 1, 1)
+        for k in range(1, len(banks)):
+            kernel = kernel.addcmul_(banks[k], attn_b[k].view(-1, 1, 1, 1))
+        bias = None if bias_bank is None else (attn_b * bias_bank.to(attn_b.dtype)).sum(0)
+    if spatial_b is not None:
+        kernel = kernel * spatial_b.to(kernel.dtype).view(1, 1, *bank.shape[3:])
+    return kernel, bias
+
+
+def mixed_kernel_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Tensor,
+                        bias_bank: Optional[torch.Tensor] = None,
+                        spatial: Optional[torch.Tensor] = None, stride=(1, 1), padding=(0, 0),
+                        dilation=(1, 1), groups: int = 1,
+                        strategy: str = 'auto') -> torch.Tensor:
+    """Convolve each sample with its mixture of the base kernels.
+
+    Args:
+        x: ``(B, C_in, H, W)``.
+        attn: ``(B, K)`` or ``(B, K, C_out)`` mixing weights.
+        bank: ``(K, C_out, C_in/groups, kh, kw)`` base kernels.
+        bias_bank: ``(K, C_out)`` base biases or None.
+        spatial: ``(B, kh*kw)`` per-sample spatial attention or None.
+        stride, padding, dilation: Pairs, as ``F.conv2d``.
+        groups: Channel groups.
+        strategy: ``'auto'``, ``'grouped'``, ``'loop'``, ``'bmm'`` or ``'maps'``
+            (module docstring). All give the same result up to round-off.
+
+    Returns:
+        ``(B, C_out, H', W')``, channels_last if ``x`` is.
+    """
+    if strategy not in MIX_STRATEGIES:
+        raise ValueError(f'unknown strategy {strategy!r}; expected one of '
+                         f'{list(MIX_STRATEGIES)}')
+    if strategy == 'maps' and spatial is not None:
+        raise ValueError("strategy 'maps' needs kernels shared over space; it does not "
+                         'apply with a spatial attention (ODConv)')
+    if attn.size(0) != x.size(0) or attn.size(1) != bank.size(0):
+        raise ValueError(f'attention {tuple(attn.shape)} does not match a batch of '
+                         f'{x.size(0)} and {bank.size(0)} kernels')
+    num_k, cout, _, kh, kw = bank.shape
+    out_hw = _output_hw(x, (kh, kw), stride, padding, dilation)
+    if strategy == 'auto':
+        strategy = select_strategy(x, bank.shape[1:], out_hw, maps_ok=spatial is None)
+    if strategy in ('grouped', 'bmm'):
+        kernels, bias = mix_kernels(attn, bank, bias_bank, spatial)
+        return batched_dynamic_conv2d(x, kernels, bias, stride, padding, dilation, groups,
+                                      strategy)
+    if strategy == 'loop':
+        banks = bank.unbind(0)
+        spatials = [None] * x.size(0) if spatial is None else spatial.unbind(0)
+        outs = []
+        for xb, attn_b, spatial_b in zip(x.split(1), attn.to(bank.dtype).unbind(0), spatials):
+            kernel, bias = _sample_kernel(attn_b, bank, banks, bias_bank, spatial_b)
+            outs.append(F.conv2d(xb, kernel, bias, stride, padding, dilation, groups))
+        out = torch.cat(outs)
+    else:  # maps: one static conv with all K*C_out kernels, then weight the maps
+        batch = x.size(0)
+        # Order the stacked kernels group-major so that each conv group sees its
+        # own input channels: (g, K, C_out/g, ...).
+        stacked = bank.view(num_k, groups, cout // groups, *bank.shape[2:]).transpose(0, 1)
+        stacked_bias = None if bias_bank is None else bias_bank.view(
+            num_k, groups, cout // groups).transpose(0, 1).reshape(-1)
+        maps = F.conv2d(x, stacked.reshape(-1, *bank.shape[2:]), stacked_bias, stride,
+                        padding, dilation, groups)
+        maps = maps.view(batch, groups, num_k, cout // groups, *out_hw).transpose(1, 2)
+        weights = attn.to(maps.dtype)
+        weights = (weights.view(batch, num_k, 1, 1, 1, 1) if weights.dim() == 2 else
+                   weights.view(batch, num_k, groups, cout // groups, 1, 1))
+        out = (maps * weights).sum(1).reshape(batch, cout, *out_hw)
+    if _channels_last(x):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
 
 
 def batched_dynamic_conv2d(x: torch.Tensor, weight: torch.Tensor,
@@ -109,12 +232,9 @@ def batched_dynamic_conv2d(x: torch.Tensor, weight: torch.Tensor,
     cout, kh, kw = weight.size(1), weight.size(3), weight.size(4)
     if weight.size(0) != batch:
         raise ValueError(f'weight has {weight.size(0)} kernels for a batch of {batch}')
-    out_h = (height + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    out_w = (width + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    out_h, out_w = _output_hw(x, (kh, kw), stride, padding, dilation)
     if strategy == 'auto':
-        strategy = select_strategy(x, weight, (out_h, out_w), groups)
-    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
-        memory_format=torch.channels_last)
+        strategy = select_strategy(x, weight.shape[1:], (out_h, out_w))
 
     if strategy == 'grouped':
         out = F.conv2d(x.reshape(1, batch * cin, height, width),
@@ -123,9 +243,12 @@ def batched_dynamic_conv2d(x: torch.Tensor, weight: torch.Tensor,
                        stride, padding, dilation, batch * groups)
         out = out.view(batch, cout, out_h, out_w)
     elif strategy == 'loop':
+        # split/unbind (not x[b], weight[b]): their backward concatenates the
+        # per-sample gradients once instead of adding B full-size zero tensors.
+        biases = [None] * batch if bias is None else bias.unbind(0)
         out = torch.cat([
-            F.conv2d(x[b:b + 1], weight[b], None if bias is None else bias[b],
-                     stride, padding, dilation, groups) for b in range(batch)
+            F.conv2d(xb, wb, bb, stride, padding, dilation, groups)
+            for xb, wb, bb in zip(x.split(1), weight.unbind(0), biases)
         ])
     else:  # bmm
         cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
@@ -134,6 +257,6 @@ def batched_dynamic_conv2d(x: torch.Tensor, weight: torch.Tensor,
         out = torch.matmul(w, cols).view(batch, cout, out_h, out_w)
         if bias is not None:
             out = out + bias.to(out.dtype).view(batch, cout, 1, 1)
-    if channels_last:
+    if _channels_last(x):
         out = out.contiguous(memory_format=torch.channels_last)
     return out

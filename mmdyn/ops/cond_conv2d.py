@@ -4,14 +4,14 @@ Paper: Yang et al., "CondConv: Conditionally Parameterized Convolutions for
 Efficient Inference", NeurIPS 2019 (timm's ``CondConv2d`` follows the same
 formulation). ``E`` expert kernels are mixed per sample by independent sigmoid
 routing weights ``r = sigmoid(FC(GAP(x)))`` (they do not sum to one), then the
-batch is convolved by :func:`~mmdyn.ops.batched_conv.batched_dynamic_conv2d`.
+batch is convolved by :func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d`.
 """
 import torch
 import torch.nn as nn
 
 from ._base import (DynamicConvBase, at_least_float32, check_choice, check_positive_int,
                     init_bias_, init_kernel_bank_)
-from .batched_conv import STRATEGIES, batched_dynamic_conv2d, mix_kernels
+from .batched_conv import MIX_STRATEGIES, mixed_kernel_conv2d
 
 
 class CondConv2d(DynamicConvBase):
@@ -38,7 +38,7 @@ class CondConv2d(DynamicConvBase):
         self.kernel_num = check_positive_int('kernel_num', kernel_num)
         if not 0 <= dropout < 1:
             raise ValueError(f'dropout must be in [0, 1), got {dropout!r}')
-        self.strategy = check_choice('strategy', strategy, STRATEGIES)
+        self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
         self.dropout = nn.Dropout(dropout)
         self.routing = nn.Linear(in_channels, kernel_num)
         kh, kw = self.kernel_size
@@ -58,6 +58,6 @@ class CondConv2d(DynamicConvBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        kernel, bias = mix_kernels(self.attention(x), self.weight, self.bias)
-        return batched_dynamic_conv2d(x, kernel, bias, self.stride, self.padding,
-                                      self.dilation, self.groups, self.strategy)
+        return mixed_kernel_conv2d(x, self.attention(x), self.weight, self.bias, None,
+                                   self.stride, self.padding, self.dilation, self.groups,
+                                   self.strategy)

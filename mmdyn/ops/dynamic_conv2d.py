@@ -5,7 +5,7 @@ CVPR 2020. ``K`` kernels are mixed per sample by ``π = softmax(z / T)`` where
 ``z`` comes from a squeeze-and-excitation style branch:
 GAP -> FC(C_in -> hidden) -> ReLU -> FC(hidden -> K). Kernels and biases are
 mixed with the same ``π`` and the batch is convolved by the shared
-:func:`~mmdyn.ops.batched_conv.batched_dynamic_conv2d`. The paper anneals T from
+:func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d`. The paper anneals T from
 30 to 1 over the first 10 epochs (``TemperatureAnnealHook``).
 """
 import torch
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
                     check_positive_int, check_temperature, init_bias_, init_kernel_bank_)
-from .batched_conv import STRATEGIES, batched_dynamic_conv2d, mix_kernels
+from .batched_conv import MIX_STRATEGIES, mixed_kernel_conv2d
 
 
 class DynamicConv2d(TemperatureMixin, DynamicConvBase):
@@ -46,7 +46,7 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
             raise ValueError(f'reduction must be in (0, 1], got {reduction!r}')
         hidden = max(int(in_channels * reduction), check_positive_int('min_hidden', min_hidden))
         self.temperature = check_temperature(temperature)
-        self.strategy = check_choice('strategy', strategy, STRATEGIES)
+        self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
         self.fc1 = nn.Linear(in_channels, hidden)
         self.fc2 = nn.Linear(hidden, kernel_num)
         kh, kw = self.kernel_size
@@ -68,6 +68,6 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        kernel, bias = mix_kernels(self.attention(x), self.weight, self.bias)
-        return batched_dynamic_conv2d(x, kernel, bias, self.stride, self.padding,
-                                      self.dilation, self.groups, self.strategy)
+        return mixed_kernel_conv2d(x, self.attention(x), self.weight, self.bias, None,
+                                   self.stride, self.padding, self.dilation, self.groups,
+                                   self.strategy)

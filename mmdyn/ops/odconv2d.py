@@ -14,7 +14,7 @@ bias) -> BN -> ReLU, feeds four heads:
 
 The per-sample kernel ``α_s ⊙ Σ_k α_k W_k`` (equal to the paper's
 ``Σ_k α_k (α_s ⊙ W_k)``, as α_s is shared by the kernels) is run by the shared
-:func:`~mmdyn.ops.batched_conv.batched_dynamic_conv2d`.
+:func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d`.
 
 Batch size 1: the official BatchNorm in the attention branch raises in
 training for a batch of one pooled vector. Here it is a
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, at_least_float32,
                     check_choice, check_positive_int, check_temperature, init_bias_,
                     init_kernel_bank_)
-from .batched_conv import STRATEGIES, batched_dynamic_conv2d, mix_kernels
+from .batched_conv import STRATEGIES, mixed_kernel_conv2d
 
 Attn = Union[torch.Tensor, float]
 
@@ -111,15 +111,13 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
         self.check_input(x)
         batch = x.size(0)
         channel, filt, spatial, kernel_att = self.attention(x)
-        if isinstance(kernel_att, torch.Tensor):
-            weight, _ = mix_kernels(kernel_att, self.weight)          # (B, C_out, C_in/g, kh, kw)
-        else:                                                          # K == 1
-            weight = self.weight.expand(batch, *self.weight.shape[1:])
-        if isinstance(spatial, torch.Tensor):
-            weight = weight * spatial.to(weight.dtype).view(batch, 1, 1, *self.kernel_size)
+        if not isinstance(kernel_att, torch.Tensor):                 # K == 1
+            kernel_att = x.new_ones(batch, 1, dtype=torch.float32)
         x = x * channel.to(x.dtype).view(batch, -1, 1, 1)
-        out = batched_dynamic_conv2d(x, weight, None, self.stride, self.padding,
-                                     self.dilation, self.groups, self.strategy)
+        out = mixed_kernel_conv2d(x, kernel_att, self.weight, None,
+                                  spatial if isinstance(spatial, torch.Tensor) else None,
+                                  self.stride, self.padding, self.dilation, self.groups,
+                                  self.strategy)
         if isinstance(filt, torch.Tensor):
             out = out * filt.to(out.dtype).view(batch, -1, 1, 1)
         if self.bias is not None:

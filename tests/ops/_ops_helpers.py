@@ -11,6 +11,8 @@ PER_SAMPLE_LAYERS = ['A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv']
 #: Layers with a ``temperature`` / ``set_temperature``.
 TEMPERATURE_LAYERS = ['A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv']
 STRATEGIES = ('grouped', 'loop', 'bmm', 'auto')
+#: Strategies of mixtures of base kernels (all but ODConv also take 'maps').
+MIX_STRATEGIES = STRATEGIES + ('maps', )
 
 
 def build(name, cin, cout, kernel_size, stride=1, padding=0, dilation=1, groups=1,

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _ops_helpers import STRATEGIES, scale_tol, seeded
+from _ops_helpers import MIX_STRATEGIES, scale_tol, seeded
 from mmdyn.ops import A2D2CConv2d, A2D2CPlusConv2d, mean_input_patches, sample_positions
 
 CLASSES = [pytest.param(A2D2CConv2d, id='A2D2C'), pytest.param(A2D2CPlusConv2d, id='A2D2CPlus')]
@@ -55,7 +55,7 @@ def test_fast_equals_reference(cls, geo, mode):
 
 
 @pytest.mark.parametrize('geo', [GEOMETRIES[1], GEOMETRIES[5], GEOMETRIES[6], GEOMETRIES[8]])
-@pytest.mark.parametrize('strategy', STRATEGIES)
+@pytest.mark.parametrize('strategy', MIX_STRATEGIES)
 @pytest.mark.parametrize('cls', CLASSES)
 def test_fast_equals_reference_every_strategy(cls, strategy, geo):
     ref, fast, x = _pair(cls, geo, sampling='random', strategy=strategy)
@@ -65,12 +65,15 @@ def test_fast_equals_reference_every_strategy(cls, strategy, geo):
     torch.testing.assert_close(y_fast, y_ref, **scale_tol(y_ref))
 
 
-def test_bmm_strategy_is_exercised_by_auto():
-    """'auto' picks bmm for >= 8 input channels per group on small CPU maps; check that
-    path too against the reference (the other geometries have 4 channels)."""
-    ref, fast, x = _pair(A2D2CConv2d, (8, 6, 3, 1, 1, 1, 1, True), sampling='random')
+@pytest.mark.parametrize('shape,expected', [((3, 8, 9, 10), 'loop'), ((3, 8, 6, 6), 'maps'),
+                                            ((3, 8, 40, 40), 'grouped')])
+def test_auto_strategy_paths_match_reference(shape, expected):
+    """'auto' picks loop / maps / grouped by map size on CPU; each path against the
+    reference (the other geometries have 4 channels)."""
     from mmdyn.ops import select_strategy
-    assert select_strategy(x, fast.weight[:1].expand(3, -1, -1, -1, -1), (9, 10), 1) == 'bmm'
+    ref, fast, _ = _pair(A2D2CConv2d, (8, 6, 3, 1, 1, 1, 1, True), sampling='random')
+    x = torch.randn(shape)
+    assert select_strategy(x, fast.weight.shape[1:], shape[2:], maps_ok=True) == expected
     y_ref = seeded(3, ref, x)
     torch.testing.assert_close(seeded(3, fast, x), y_ref, **scale_tol(y_ref))
 

@@ -277,40 +277,40 @@ def test_layers_registry():
 
 
 # ------------------------------------------------------------- strategy selection
-@pytest.mark.parametrize('shape,cin_per_group,out_hw,expected', [
-    ((1, 64, 14, 14), 64, (14, 14), 'loop'),
-    ((4, 4, 14, 14), 4, (14, 14), 'grouped'),
-    ((4, 64, 14, 14), 1, (14, 14), 'grouped'),
-    ((4, 64, 28, 28), 64, (28, 28), 'bmm'),
-    ((4, 64, 29, 28), 64, (29, 28), 'grouped'),
-], ids=['batch1', 'few-channels', 'depthwise', 'small-map', 'large-map'])
-def test_select_strategy_rule(shape, cin_per_group, out_hw, expected):
+@pytest.mark.parametrize('shape,cin_per_group,maps_ok,expected', [
+    ((1, 64, 14, 14), 64, True, 'loop'),
+    ((4, 64, 7, 7), 64, True, 'maps'),
+    ((4, 64, 7, 7), 64, False, 'loop'),
+    ((4, 4, 14, 14), 4, True, 'grouped'),
+    ((4, 64, 14, 14), 1, True, 'grouped'),
+    ((4, 64, 28, 28), 64, True, 'loop'),
+    ((4, 64, 32, 32), 64, True, 'grouped'),
+], ids=['batch1', 'tiny-map', 'tiny-map-no-maps', 'few-channels', 'depthwise', 'small-map',
+        'large-map'])
+def test_select_strategy_rule(shape, cin_per_group, maps_ok, expected):
     from mmdyn.ops import select_strategy
     x = torch.empty(shape)
-    w = torch.empty(shape[0], 8, cin_per_group, 3, 3)
-    assert select_strategy(x, w, out_hw, shape[1] // cin_per_group) == expected
+    assert select_strategy(x, (8, cin_per_group, 3, 3), shape[2:], maps_ok) == expected
 
 
 def test_forced_strategy_overrides_auto(monkeypatch):
     from mmdyn.ops import batched_conv, select_strategy
     monkeypatch.setattr(batched_conv, 'FORCED_STRATEGY', 'loop')
-    assert select_strategy(torch.empty(4, 64, 8, 8), torch.empty(4, 8, 64, 3, 3),
-                           (8, 8), 1) == 'loop'
+    assert select_strategy(torch.empty(4, 64, 8, 8), (8, 64, 3, 3), (8, 8)) == 'loop'
+    # 'maps' is forced only where it applies (no spatial attention).
+    monkeypatch.setattr(batched_conv, 'FORCED_STRATEGY', 'maps')
+    assert select_strategy(torch.empty(4, 64, 8, 8), (8, 64, 3, 3), (8, 8), True) == 'maps'
+    assert select_strategy(torch.empty(4, 64, 40, 40), (8, 64, 3, 3), (40, 40),
+                           False) == 'grouped'
 
 
-# BUG: select_strategy (mmdyn/ops/batched_conv.py:57-58) returns FORCED_STRATEGY /
-# MMDYN_BATCHED_CONV unvalidated. 'auto' (a listed strategy) is returned as is, and
-# batched_dynamic_conv2d's final ``else`` then runs bmm for every shape (batch 1 and
-# huge maps included) instead of deciding by shape.
 def test_forced_strategy_auto_means_decide_by_shape(monkeypatch):
     from mmdyn.ops import batched_conv, select_strategy
-    x, w = torch.empty(1, 64, 8, 8), torch.empty(1, 8, 64, 3, 3)
     monkeypatch.setattr(batched_conv, 'FORCED_STRATEGY', 'auto')
-    assert select_strategy(x, w, (8, 8), 1) == 'loop'
+    assert select_strategy(torch.empty(1, 64, 8, 8), (8, 64, 3, 3), (8, 8)) == 'loop'
 
 
-# BUG: same place: an unknown MMDYN_BATCHED_CONV value is silently run as bmm instead of
-# raising like an unknown ``strategy=`` argument does.
+# An unknown MMDYN_BATCHED_CONV value raises like an unknown ``strategy=`` argument.
 def test_forced_strategy_unknown_raises(monkeypatch):
     from mmdyn.ops import batched_conv, batched_dynamic_conv2d
     monkeypatch.setattr(batched_conv, 'FORCED_STRATEGY', 'nonsense')
