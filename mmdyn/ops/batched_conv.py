@@ -14,9 +14,10 @@ strategies with different cost profiles:
     W)`` and run ONE grouped convolution with ``groups = B*g``. One launch; the
     right choice on GPUs and, on CPUs, for large maps (ResNet stage 1).
 ``loop``
-    For each sample, aggregate its kernel (while it is hot in cache) and run an
-    ordinary ``F.conv2d``. On CPU it avoids writing all B kernels to memory
-    at once and avoids the slow grouped kernel for many-channel layers.
+    For each sample and block of output channels, build the mixed kernel while
+    it is hot in cache (:data:`LOOP_BLOCK_ELEMENTS`) and run an ordinary
+    ``F.conv2d``. On CPU it never writes all B kernels to memory and avoids
+    the slow grouped kernel for many-channel layers.
 ``bmm``
     Aggregate all kernels, ``unfold`` (im2col) the input once and run one
     batched matrix product. Kept for comparison and for GEMM-friendly
@@ -63,12 +64,14 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
     stage shapes at batch 32, figures in ``docs/benchmarks.md``):
 
     * batch 1 -> ``loop`` (a single plain convolution);
-    * ``H'*W' <= 64`` (8x8 and smaller) and ``maps_ok`` -> ``maps``: at 512x7x7
-      the B per-sample kernels are 300 MB to write and read, more than K static
-      convolutions cost;
+    * ``H'*W' <= 64`` (8x8 and smaller), ``maps_ok`` and autograd recording ->
+      ``maps``: at 512x7x7 the per-sample kernels (B x 2.4M values) cost more to
+      back-propagate than K static convolutions; without autograd the blocked
+      ``loop`` is cheaper (it never writes all kernels to memory);
     * fewer than 8 input channels per group (depthwise) -> ``grouped``;
     * ``H'*W' < 1024`` (below 32x32) -> ``loop``;
-    * larger maps -> ``grouped``.
+    * larger maps -> ``grouped`` (one launch; the grouped kernel is efficient
+      when maps are large).
     """
     if FORCED_STRATEGY not in (None, '', 'auto'):
         if FORCED_STRATEGY not in MIX_STRATEGIES:
@@ -82,7 +85,7 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
     if x.device.type != 'cpu':
         return 'grouped'
     positions = out_hw[0] * out_hw[1]
-    if maps_ok and positions <= 64:
+    if maps_ok and positions <= 64 and torch.is_grad_enabled():
         return 'maps'
     if kernel_shape[1] < 8:
         return 'grouped'
@@ -128,19 +131,42 @@ def mix_kernels(attn: torch.Tensor, bank: torch.Tensor, bias_bank=None, spatial=
     return kernels, bias
 
 
-def _sample_kernel(attn_b: torch.Tensor, bank: torch.Tensor, banks, bias_bank, spatial_b):
-    """One sample's mixed kernel (see :func:`mix_kernels`), built in cache."""
-    if attn_b.dim() == 1:
-        kernel = (attn_b @ bank.reshape(bank.size(0), -1)).view(bank.shape[1:])
-        bias = None if bias_bank is None else attn_b @ bias_bank.to(attn_b.dtype)
-    else:
-        kernel = banks[0] * attn_b[0].view(-1, 1, 1, 1)
-        for k in range(1, len(banks)):
-            kernel = kernel.addcmul_(banks[k], attn_b[k].view(-1, 1, 1, 1))
-        bias = None if bias_bank is None else (attn_b * bias_bank.to(attn_b.dtype)).sum(0)
-    if spatial_b is not None:
-        kernel = kernel * spatial_b.to(kernel.dtype).view(1, 1, *bank.shape[3:])
-    return kernel, bias
+#: Target size (elements) of the per-sample kernel block built in cache by
+#: the ``loop`` strategy: about 2 MB of float32, what stays in a core's cache.
+LOOP_BLOCK_ELEMENTS = 1 << 19
+
+
+def _loop_mixture(x, attn, bank, bias_bank, spatial, stride, padding, dilation, groups):
+    """The ``loop`` strategy: per sample, per block of output channels, build
+    the mixed kernel in cache and convolve at once (never all B kernels)."""
+    num_k, cout = bank.shape[:2]
+    kernel_hw = bank.shape[3:]
+    block = cout
+    if groups == 1:  # equal blocks of at most LOOP_BLOCK_ELEMENTS, multiples of 16
+        num_blocks = -(-cout * bank[0, 0].numel() // LOOP_BLOCK_ELEMENTS)  # ceil
+        per_block = -(-cout // num_blocks)
+        block = min(cout, (per_block + 15) // 16 * 16)
+    attn = attn.to(bank.dtype)
+    attn = attn if attn.dim() == 3 else attn.unsqueeze(2)              # (B, K, C_out or 1)
+    xs = x.split(1)
+    spatials = [None] * len(xs) if spatial is None else spatial.to(bank.dtype).unbind(0)
+    outs = []
+    for start in range(0, cout, block):
+        stop = min(start + block, cout)
+        banks = bank[:, start:stop].unbind(0)
+        attn_blk = attn[:, :, start:stop] if attn.size(2) > 1 else attn
+        bias_blk = None if bias_bank is None else bias_bank[:, start:stop].to(attn.dtype)
+        cols = []
+        for xb, a, s in zip(xs, attn_blk.unbind(0), spatials):
+            kernel = banks[0] * a[0].view(-1, 1, 1, 1)
+            for k in range(1, num_k):
+                kernel = kernel.addcmul_(banks[k], a[k].view(-1, 1, 1, 1))
+            if s is not None:
+                kernel = kernel * s.view(1, 1, *kernel_hw)
+            bias = None if bias_blk is None else (a * bias_blk).sum(0)
+            cols.append(F.conv2d(xb, kernel, bias, stride, padding, dilation, groups))
+        outs.append(torch.cat(cols))
+    return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
 
 
 def mixed_kernel_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Tensor,
@@ -182,13 +208,8 @@ def mixed_kernel_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Tensor,
         return batched_dynamic_conv2d(x, kernels, bias, stride, padding, dilation, groups,
                                       strategy)
     if strategy == 'loop':
-        banks = bank.unbind(0)
-        spatials = [None] * x.size(0) if spatial is None else spatial.unbind(0)
-        outs = []
-        for xb, attn_b, spatial_b in zip(x.split(1), attn.to(bank.dtype).unbind(0), spatials):
-            kernel, bias = _sample_kernel(attn_b, bank, banks, bias_bank, spatial_b)
-            outs.append(F.conv2d(xb, kernel, bias, stride, padding, dilation, groups))
-        out = torch.cat(outs)
+        out = _loop_mixture(x, attn, bank, bias_bank, spatial, stride, padding, dilation,
+                            groups)
     else:  # maps: one static conv with all K*C_out kernels, then weight the maps
         batch = x.size(0)
         # Order the stacked kernels group-major so that each conv group sees its

@@ -293,6 +293,12 @@ def test_select_strategy_rule(shape, cin_per_group, maps_ok, expected):
     assert select_strategy(x, (8, cin_per_group, 3, 3), shape[2:], maps_ok) == expected
 
 
+def test_tiny_maps_use_blocked_loop_without_autograd():
+    from mmdyn.ops import select_strategy
+    with torch.no_grad():
+        assert select_strategy(torch.empty(4, 64, 7, 7), (8, 64, 3, 3), (7, 7), True) == 'loop'
+
+
 def test_forced_strategy_overrides_auto(monkeypatch):
     from mmdyn.ops import batched_conv, select_strategy
     monkeypatch.setattr(batched_conv, 'FORCED_STRATEGY', 'loop')

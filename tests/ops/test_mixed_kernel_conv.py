@@ -27,13 +27,17 @@ def _expected(x, attn, bank, bias_bank, spatial, geo):
     return torch.cat(outs)
 
 
-@pytest.mark.parametrize('strategy', MIX_STRATEGIES)
+@pytest.mark.parametrize('strategy', MIX_STRATEGIES + ('loop-blocked', ))
 @pytest.mark.parametrize('per_channel', [False, True], ids=['attn-BK', 'attn-BKN'])
 @pytest.mark.parametrize('with_spatial', [False, True], ids=['', 'spatial'])
 @pytest.mark.parametrize('with_bias', [False, True], ids=['', 'bias'])
 @pytest.mark.parametrize('geo', GEOMETRIES, ids=lambda g: 'x'.join(map(str, g)))
 def test_every_strategy_matches_materialised_mixture(strategy, per_channel, with_spatial,
-                                                     with_bias, geo):
+                                                     with_bias, geo, monkeypatch):
+    if strategy == 'loop-blocked':  # blocks of output channels smaller than C_out
+        from mmdyn.ops import batched_conv
+        monkeypatch.setattr(batched_conv, 'LOOP_BLOCK_ELEMENTS', 2 * geo[0] * geo[2]**2 // geo[6])
+        strategy = 'loop'
     if strategy == 'maps' and with_spatial:
         pytest.skip('maps does not apply with spatial attention (tested below)')
     cin, cout, k, *_, groups = geo
