@@ -6,13 +6,15 @@ each batch size (1 and 32 by default) and each layer — plus A2D2C+ with
 ``impl='reference'`` and with each per-sample strategy forced — it measures, in
 the same run and process as the static conv:
 
-* ``fwd``: forward time in train mode under ``torch.no_grad`` (median of N),
-* ``fwd+bwd``: forward + backward time in train mode (median of N),
+* ``fwd``: forward time in train mode under ``torch.no_grad``,
+* ``fwd+bwd``: forward + backward time in train mode,
 * ``peak``: peak memory allocated during one forward + backward beyond what
   was allocated before it (CUDA: the allocator's peak; CPU: replay of the
   profiler's allocation events),
 
-and each figure as a ratio to ``nn.Conv2d``. Results go to stdout as a table
+and each figure as a ratio to ``nn.Conv2d``. Times are medians of N rounds in
+which every variant of a shape runs once in turn (interleaved), so drift of the
+machine affects all variants alike. Results go to stdout as a table
 and to ``<out>/benchmark_layers.{json,csv}``; the A2D2C+ targets of issue 2 are
 checked and reported as measured. Needs only torch (tqdm optional).
 
@@ -65,17 +67,21 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_it(fn, device, repeats, warmup):
+def interleaved_medians(fns, device, repeats, warmup):
+    """Median seconds of each callable, timed round-robin ``repeats`` times
+    after ``warmup`` untimed rounds."""
     for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def peak_memory(fn, device):
@@ -145,46 +151,49 @@ def run(args):
         variants = {k: v for k, v in variants.items()
                     if k in args.layers or k == 'Conv2d (static)'}
     shapes = [s for s in SHAPES if not args.sizes or s[1] in args.sizes]
-    # Warm the process up (allocator, thread pool, kernels) before the first
-    # measurement, so the first shape's static baseline is not penalised.
-    for channels, size in shapes:
-        warm = variants['Conv2d (static)'](channels).to(device)
-        xw = torch.randn(max(args.batch_sizes), channels, size, size, device=device,
-                         requires_grad=True)
-        time_it(lambda: warm(xw).sum().backward(), device, 2, 1)
     progress = _Progress(len(shapes) * len(args.batch_sizes) * len(variants))
     rows = []
     for channels, size in shapes:
         for batch in args.batch_sizes:
             torch.manual_seed(0)
             x = torch.randn(batch, channels, size, size, device=device)
-            static = None
+            xg = x.clone().requires_grad_(True)
+            layers = {}
             for name, factory in variants.items():
                 torch.manual_seed(0)
-                layer = factory(channels).to(device).train()
-                xg = x.clone().requires_grad_(True)
-
-                def fwd():
-                    with torch.no_grad():
-                        layer(x)
-
-                def fwd_bwd():
-                    layer(xg).sum().backward()
-
+                layers[name] = factory(channels).to(device).train()
+            fwd = {name: _forward(layer, x) for name, layer in layers.items()}
+            fwd_bwd = {name: _forward_backward(layer, xg) for name, layer in layers.items()}
+            # Interleaved rounds: every variant is timed once per round, so drift
+            # of the machine (frequency, other load) hits all of them alike.
+            fwd_ms = interleaved_medians(fwd, device, args.repeats, args.warmup)
+            fwd_bwd_ms = interleaved_medians(fwd_bwd, device, args.repeats, args.warmup)
+            static = None
+            for name in variants:
                 row = dict(layer=name, channels=channels, size=size, batch=batch,
-                           fwd_ms=1e3 * time_it(fwd, device, args.repeats, args.warmup),
-                           fwd_bwd_ms=1e3 * time_it(fwd_bwd, device, args.repeats,
-                                                    args.warmup),
-                           peak_mb=peak_memory(fwd_bwd, device) / 2**20)
-                if static is None:
-                    static = row
+                           fwd_ms=1e3 * fwd_ms[name], fwd_bwd_ms=1e3 * fwd_bwd_ms[name],
+                           peak_mb=peak_memory(fwd_bwd[name], device) / 2**20)
+                static = static or row
                 for key, ratio in RATIOS.items():
                     row[ratio] = row[key] / static[key] if static[key] > 0 else float('nan')
                 rows.append(row)
                 progress.update(f'{name} {channels}x{size}^2 b{batch}')
-                del layer, xg
+            del layers, fwd, fwd_bwd
     progress.close()
     return rows
+
+
+def _forward(layer, x):
+    def fn():
+        with torch.no_grad():
+            layer(x)
+    return fn
+
+
+def _forward_backward(layer, x):
+    def fn():
+        layer(x).sum().backward()
+    return fn
 
 
 def geomean(values):

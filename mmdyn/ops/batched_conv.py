@@ -150,12 +150,15 @@ def _loop_mixture(x, attn, bank, bias_bank, spatial, stride, padding, dilation, 
     attn = attn if attn.dim() == 3 else attn.unsqueeze(2)              # (B, K, C_out or 1)
     xs = x.split(1)
     spatials = [None] * len(xs) if spatial is None else spatial.to(bank.dtype).unbind(0)
+    # split (not slicing in the loop): the backward of one split is one concatenation,
+    # while every slice would add a zero-filled full-size gradient.
+    bank_blocks = bank.split(block, 1)
+    attn_blocks = attn.split(block, 2) if attn.size(2) > 1 else [attn] * len(bank_blocks)
+    bias_blocks = ([None] * len(bank_blocks) if bias_bank is None else
+                   bias_bank.to(attn.dtype).split(block, 1))
     outs = []
-    for start in range(0, cout, block):
-        stop = min(start + block, cout)
-        banks = bank[:, start:stop].unbind(0)
-        attn_blk = attn[:, :, start:stop] if attn.size(2) > 1 else attn
-        bias_blk = None if bias_bank is None else bias_bank[:, start:stop].to(attn.dtype)
+    for bank_blk, attn_blk, bias_blk in zip(bank_blocks, attn_blocks, bias_blocks):
+        banks = bank_blk.unbind(0)
         cols = []
         for xb, a, s in zip(xs, attn_blk.unbind(0), spatials):
             kernel = banks[0] * a[0].view(-1, 1, 1, 1)

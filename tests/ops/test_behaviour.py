@@ -255,10 +255,8 @@ def test_float64_layer_gives_float64_output(name):
     assert y.dtype == torch.float64
 
 
-# BUG: the attention of DynamicConv2d (dynamic_conv2d.py:67), CondConv2d
-# (cond_conv2d.py:57) and ODConv2d's kernel head (odconv2d.py:106) is computed on
-# ``.float()`` logits, i.e. in float32 even for a float64 model (A2D2C's
-# a2d2c_attention promotes to "float32 at least" instead, as intended).
+# Attention stays in float64 for a float64 model (it is computed in "float32 at
+# least", never rounded down), in every layer.
 @pytest.mark.parametrize('name', ['ODConv', 'DyConv', 'CondConv'])
 def test_float64_attention_stays_float64(name):
     layer = _layer(name).double()

@@ -26,12 +26,9 @@ LAYER_CASES = [
     pytest.param('DCD', 'train', {}, id='DCD-train'),
 ]
 
-# BUG: DynamicConv2d.attention (mmdyn/ops/dynamic_conv2d.py:67), CondConv2d.attention
-# (cond_conv2d.py:57) and ODConv2d's kernel head (odconv2d.py:106) call ``.float()`` on
-# the logits, which downcasts a float64 model to float32 inside the attention: the
-# Jacobian w.r.t. the input is then only float32-accurate and test_gradcheck_input fails
-# for ODConv / DyConv / CondConv. test_gradcheck_input_float64_attention shows the rest of
-# those layers is right once the attention is recomputed in float64.
+# The attention of a float64 layer is computed in float64, so the Jacobian is
+# float64-accurate; test_gradcheck_input_float64_attention additionally recomputes
+# the attention outside the layer.
 
 
 def _layer(name, mode, extra, bias=True):

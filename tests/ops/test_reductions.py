@@ -77,10 +77,8 @@ def test_dynamic_conv_equal_kernels_is_static_conv(geo, bias, mode, monkeypatch)
     torch.testing.assert_close(layer(x), expected, **TIGHT)
 
 
-# BUG: DynamicConv2d.attention (mmdyn/ops/dynamic_conv2d.py:67) computes the softmax on
-# ``z.float()``, which DOWNCASTS a float64 model's logits to float32; the weights then sum
-# to 1 only to ~1e-7 and this float64 reduction is off by ~1e-8 (same for CondConv2d and
-# ODConv2d's kernel head, see test_gradcheck.py / test_behaviour.py).
+# The layer's own attention (float64 for a float64 layer) sums to one to float64
+# precision, so the reduction holds tightly without recomputing it.
 def test_dynamic_conv_equal_kernels_is_static_conv_float64_attention():
     torch.manual_seed(0)
     layer = _make('DyConv', GEOMETRIES[0].values[0], True, kernel_num=4, temperature=0.5)
