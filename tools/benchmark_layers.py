@@ -9,8 +9,8 @@ the same run and process as the static conv:
 * ``fwd``: forward time in train mode under ``torch.no_grad``,
 * ``fwd+bwd``: forward + backward time in train mode,
 * ``peak``: peak memory allocated during one forward + backward beyond what
-  was allocated before it (CUDA: the allocator's peak; CPU: replay of the
-  profiler's allocation events),
+  was allocated before it (CUDA: the allocator's peak; CPU: peak of the live
+  tensor storages created by the ops, tracked with a TorchDispatchMode),
 
 and each figure as a ratio to ``nn.Conv2d``. Times are medians of N rounds in
 which every variant of a shape runs once in turn (interleaved), so drift of the
@@ -32,9 +32,12 @@ import platform
 import statistics
 import sys
 import time
+import weakref
 
 import torch
 import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmdyn.ops import LAYERS  # noqa: E402
@@ -93,24 +96,37 @@ def peak_memory(fn, device):
         fn()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - base
-    # CPU: the profiler attributes every allocation and free to the op that
-    # made it; replaying each op's own (self) memory change in start order
-    # gives the allocation level over time at op granularity.
-    from torch.profiler import ProfilerActivity, profile
-    saved_stderr = os.dup(2)  # the profiler's C++ side logs to stderr
-    try:
-        with open(os.devnull, 'w') as devnull:
-            os.dup2(devnull.fileno(), 2)
-            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                fn()
-    finally:
-        os.dup2(saved_stderr, 2)
-        os.close(saved_stderr)
-    current = peak = 0
-    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
-        current += event.self_cpu_memory_usage
-        peak = max(peak, current)
-    return peak
+    with _TensorMemoryTracker() as tracker:
+        fn()
+    return tracker.peak
+
+
+class _TensorMemoryTracker(TorchDispatchMode):
+    """CPU peak memory: the bytes of live tensor storages created by aten ops
+    (forward and backward) while active, counted once per storage and released
+    when the storage is freed. Library-internal scratch buffers (e.g. oneDNN
+    workspaces) are not tensors and are not counted, for any layer alike."""
+
+    def __init__(self):
+        super().__init__()
+        self.live, self.current, self.peak = {}, 0, 0
+
+    def _release(self, key, size):
+        if self.live.pop(key, None) is not None:
+            self.current -= size
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key and key not in self.live:
+                    self.live[key] = storage.nbytes()
+                    self.current += storage.nbytes()
+                    self.peak = max(self.peak, self.current)
+                    weakref.finalize(storage, self._release, key, storage.nbytes())
+        return out
 
 
 class _Progress:
@@ -211,6 +227,18 @@ def print_table(rows):
               f'{r["fwd_bwd_x"]:6.2f} {r["peak_mb"]:9.1f} {r["peak_x"]:6.2f}')
 
 
+def markdown_table(rows, env):
+    lines = [f'Measured with `tools/benchmark_layers.py` on {env["device_name"]} '
+             f'({env["device"]}, {env["threads"]} threads, torch {env["torch"]}).', '',
+             '| layer | shape | B | fwd ms | fwd x | fwd+bwd ms | fwd+bwd x | peak MB | peak x |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append(f'| {r["layer"]} | {r["channels"]}x{r["size"]}² | {r["batch"]} | '
+                     f'{r["fwd_ms"]:.2f} | {r["fwd_x"]:.2f} | {r["fwd_bwd_ms"]:.2f} | '
+                     f'{r["fwd_bwd_x"]:.2f} | {r["peak_mb"]:.1f} | {r["peak_x"]:.2f} |')
+    return '\n'.join(lines) + '\n'
+
+
 def check_targets(rows, batch=32):
     """Issue-2 targets for A2D2C+ (default impl) forward at batch 32."""
     fast = {(r['channels'], r['size']): r for r in rows
@@ -277,7 +305,9 @@ def main(argv=None):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f'\nresults written to {osp.join(args.out, "benchmark_layers.{json,csv}")}')
+    with open(osp.join(args.out, 'benchmark_layers.md'), 'w') as f:
+        f.write(markdown_table(rows, env))
+    print(f'\nresults written to {osp.join(args.out, "benchmark_layers.{json,csv,md}")}')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,38 @@
+"""Smoke test of tools/benchmark_layers.py on one tiny configuration (timings are
+not asserted: they belong to the benchmark, not to unit tests)."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_writes_table_json_csv_md(tmp_path):
+    out = tmp_path / 'bench'
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'benchmark_layers.py'), '--sizes', '7',
+         '--batch-sizes', '2', '--repeats', '1', '--warmup', '0', '--layers', 'DyConv',
+         'A2D2CPlus', 'A2D2CPlus[reference]', '--out', str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert 'fwd+bwd ms' in proc.stdout and 'A2D2C+ (default impl) forward' not in proc.stdout
+    data = json.loads((out / 'benchmark_layers.json').read_text())
+    names = [r['layer'] for r in data['rows']]
+    assert names == ['Conv2d (static)', 'A2D2CPlus', 'DyConv', 'A2D2CPlus[reference]']
+    static = data['rows'][0]
+    assert static['fwd_x'] == 1.0 and static['fwd_bwd_x'] == 1.0
+    for row in data['rows']:
+        assert row['fwd_ms'] > 0 and row['fwd_bwd_ms'] > 0 and row['peak_mb'] >= 0
+        assert abs(row['fwd_x'] - row['fwd_ms'] / static['fwd_ms']) < 1e-9
+    with open(out / 'benchmark_layers.csv') as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert '| A2D2CPlus[reference] | 512x7² | 2 |' in (out / 'benchmark_layers.md').read_text()
+
+
+def test_benchmark_rejects_unknown_layer(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'benchmark_layers.py'), '--layers', 'Nope',
+         '--out', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "unknown layer(s) ['Nope']" in proc.stderr
