@@ -1,0 +1,215 @@
+"""MMEngine hooks of mmdyn.
+
+:class:`TemperatureAnnealHook` anneals the attention temperature of every
+mmdyn layer that has one (A2D2C, A2D2C+, ODConv, DynamicConv) with the
+per-iteration linear schedule of the ODConv / DynamicConv papers::
+
+    T(n) = end + max(0, (start - end) * (N - n) / N)
+
+where ``n`` is the global training iteration (``runner.iter``; resuming from a
+checkpoint therefore gives the same value as an uninterrupted run) and ``N``
+is the length of the annealing phase in iterations.
+
+The hook is registered in MMEngine's *root* ``HOOKS`` registry, so one class
+serves ``default_scope='mmdet'`` and ``default_scope='mmpretrain'`` alike::
+
+    custom_imports = dict(imports=['mmdyn.models'], allow_failed_imports=False)
+    custom_hooks = [dict(type='TemperatureAnnealHook', start_temperature=30.0,
+                         end_temperature=1.0, anneal_epochs=10)]
+"""
+import math
+from typing import Optional
+
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+from mmengine.runner.base_loop import BaseLoop
+
+
+def annealed_temperature(n: int, total: int, start: float, end: float) -> float:
+    """Temperature of the linear schedule at iteration ``n``.
+
+    Args:
+        n: Global iteration (0-based, ``runner.iter``).
+        total: Length ``N`` of the annealing phase in iterations (> 0).
+        start: Temperature at ``n = 0``.
+        end: Temperature for ``n >= N``.
+
+    Returns:
+        ``end + max(0, (start - end) * (N - n) / N)``.
+    """
+    if total <= 0:
+        raise ValueError(f'the annealing length must be > 0 iterations, got {total}')
+    return end + max(0.0, (start - end) * (total - n) / total)
+
+
+def set_model_temperature(model: nn.Module, temperature: float) -> int:
+    """Call ``set_temperature(temperature)`` on every submodule that has it.
+
+    Model wrappers (DDP and the like) are unwrapped first.
+
+    Args:
+        model: The model, possibly wrapped.
+        temperature: The value to set.
+
+    Returns:
+        How many modules were updated.
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    count = 0
+    for module in model.modules():
+        setter = getattr(module, 'set_temperature', None)
+        if callable(setter):
+            setter(temperature)
+            count += 1
+    return count
+
+
+def _check_positive_finite(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f'TemperatureAnnealHook: {name} must be a number, got {value!r}')
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f'TemperatureAnnealHook: {name} must be a finite number > 0, '
+                         f'got {value!r}')
+    return value
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f'TemperatureAnnealHook: {name} must be an int, got {value!r}')
+    if value <= 0:
+        raise ValueError(f'TemperatureAnnealHook: {name} must be > 0, got {value}')
+    return value
+
+
+@HOOKS.register_module()
+class TemperatureAnnealHook(Hook):
+    """Linearly anneal the attention temperature of mmdyn layers.
+
+    Before every training iteration ``n`` (``runner.iter``) every submodule
+    with a ``set_temperature`` method gets
+    ``T = end + max(0, (start - end) * (N - n) / N)``. The value is also set
+    in ``before_train`` (so the first forward after a resume already uses the
+    resumed value), and in ``before_val`` / ``before_test``: inside a training
+    run with the value of the current iteration, in a stand-alone
+    validation/test run (no training loop built, e.g. ``tools/test.py``) with
+    ``end_temperature`` -- the temperature is a plain attribute, not part of
+    the checkpoint, so without this a loaded model would evaluate with the
+    constructor's temperature. The current value is logged as
+    ``train/temperature`` through the message hub.
+
+    Args:
+        start_temperature: Temperature at iteration 0. Default: 30.0.
+        end_temperature: Temperature from iteration ``N`` on. Default: 1.0.
+        anneal_epochs: Length of the annealing phase in epochs; ``N`` is
+            ``anneal_epochs * len(train_dataloader)``. Used when
+            ``anneal_iters`` is None. Default: 10.
+        by_epoch: Measure the annealing length in epochs (needs a train
+            dataloader with a length). ``False`` requires ``anneal_iters``.
+            Default: True.
+        anneal_iters: Length of the annealing phase in iterations; when
+            given it takes precedence over ``anneal_epochs``/``by_epoch``
+            (use it with ``IterBasedTrainLoop``). Default: None.
+
+    Raises:
+        ValueError / TypeError: A temperature is not a finite number > 0,
+            ``start_temperature < end_temperature``, or the annealing length
+            is not a positive int.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, start_temperature: float = 30.0, end_temperature: float = 1.0,
+                 anneal_epochs: int = 10, by_epoch: bool = True,
+                 anneal_iters: Optional[int] = None):
+        self.start_temperature = _check_positive_finite('start_temperature',
+                                                        start_temperature)
+        self.end_temperature = _check_positive_finite('end_temperature', end_temperature)
+        if self.start_temperature < self.end_temperature:
+            raise ValueError(
+                'TemperatureAnnealHook: start_temperature must be >= end_temperature '
+                f'(the temperature is annealed downwards), got start={start_temperature}, '
+                f'end={end_temperature}')
+        if anneal_iters is not None:
+            self.anneal_iters: Optional[int] = _check_positive_int('anneal_iters',
+                                                                   anneal_iters)
+        else:
+            self.anneal_iters = None
+            if not by_epoch:
+                raise ValueError('TemperatureAnnealHook: by_epoch=False needs anneal_iters '
+                                 '(the annealing length in iterations)')
+        self.anneal_epochs = _check_positive_int('anneal_epochs', anneal_epochs)
+        self.by_epoch = bool(by_epoch) and anneal_iters is None
+        self._total_iters: Optional[int] = None
+        self._warned_no_layers = False
+        self.current_temperature: Optional[float] = None
+
+    # ----------------------------------------------------------------- schedule
+    def total_iters(self, runner) -> int:
+        """The annealing length ``N`` in iterations for ``runner``.
+
+        Raises:
+            TypeError: ``by_epoch`` is set but the train dataloader has no length.
+        """
+        if self.anneal_iters is not None:
+            return self.anneal_iters
+        if self._total_iters is None:
+            dataloader = runner.train_dataloader
+            try:
+                iters_per_epoch = len(dataloader)
+            except TypeError:
+                raise TypeError(
+                    'TemperatureAnnealHook(by_epoch=True) needs the length of the train '
+                    f'dataloader to convert anneal_epochs={self.anneal_epochs} into '
+                    f'iterations, but {type(dataloader).__name__} has no len(); pass '
+                    'anneal_iters instead') from None
+            if iters_per_epoch <= 0:
+                raise ValueError('TemperatureAnnealHook: the train dataloader is empty, '
+                                 'cannot derive the annealing length from anneal_epochs')
+            self._total_iters = self.anneal_epochs * iters_per_epoch
+        return self._total_iters
+
+    def temperature_at(self, runner, n: int) -> float:
+        """Temperature for global iteration ``n`` of ``runner``."""
+        return annealed_temperature(n, self.total_iters(runner), self.start_temperature,
+                                    self.end_temperature)
+
+    def _apply(self, runner, temperature: float) -> None:
+        count = set_model_temperature(runner.model, temperature)
+        if count == 0 and not self._warned_no_layers:
+            runner.logger.warning('TemperatureAnnealHook: the model has no module with '
+                                  'set_temperature(); the hook does nothing')
+            self._warned_no_layers = True
+        self.current_temperature = temperature
+        runner.message_hub.update_scalar('train/temperature', temperature)
+
+    @staticmethod
+    def _training(runner) -> bool:
+        """True when the runner's training loop has been built (training run)."""
+        return isinstance(getattr(runner, '_train_loop', None), BaseLoop)
+
+    # -------------------------------------------------------------------- hooks
+    def before_train(self, runner) -> None:
+        """Set the temperature of the (possibly resumed) current iteration."""
+        self._total_iters = None  # the dataloader may differ between runs
+        self._apply(runner, self.temperature_at(runner, runner.iter))
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Set the temperature of iteration ``runner.iter`` before its forward."""
+        self._apply(runner, self.temperature_at(runner, runner.iter))
+
+    def _eval_temperature(self, runner) -> float:
+        if self._training(runner):
+            return self.temperature_at(runner, runner.iter)
+        return self.end_temperature
+
+    def before_val(self, runner) -> None:
+        """Evaluate with the current iteration's value (``end`` outside training)."""
+        self._apply(runner, self._eval_temperature(runner))
+
+    def before_test(self, runner) -> None:
+        """Test with the current iteration's value (``end`` outside training)."""
+        self._apply(runner, self._eval_temperature(runner))

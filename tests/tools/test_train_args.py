@@ -1,0 +1,78 @@
+"""Option handling of tools/train.py and tools/test.py, in process (no training)."""
+import importlib.util
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+from _tool_helpers import REPO, write_config
+
+sys.path.insert(0, osp.join(REPO, 'tools'))
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f'mmdyn_tool_{name}',
+                                                  osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def config(tmp_path):
+    return write_config(tmp_path / 'tiny_cls.py', tmp_path / 'data')
+
+
+def build(tool, argv):
+    args, _ = tool.parse_args(argv)
+    return tool.build_cfg(args)
+
+
+def test_defaults_and_cfg_options(config):
+    train = load_tool('train')
+    cfg = build(train, [config, '--cfg-options', 'train_cfg.max_iters=7'])
+    assert cfg.work_dir == osp.join('./work_dirs', 'tiny_cls')
+    assert cfg.train_cfg.max_iters == 7 and cfg.launcher == 'none'
+    assert cfg.resume is False and cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper'
+
+
+def test_amp_on_cpu_uses_bf16_wrapper(config):
+    train = load_tool('train')
+    cfg = build(train, [config, '--amp'])
+    if torch.cuda.is_available():
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    else:
+        assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
+        assert cfg.optim_wrapper.dtype == 'bfloat16' and 'loss_scale' not in cfg.optim_wrapper
+        from mmengine.optim import build_optim_wrapper
+        wrapper = build_optim_wrapper(torch.nn.Linear(2, 2), cfg.optim_wrapper)
+        with wrapper.optim_context(torch.nn.Linear(2, 2)):
+            assert torch.is_autocast_enabled('cpu')
+            assert torch.get_autocast_dtype('cpu') == torch.bfloat16
+
+
+def test_auto_scale_lr_and_resume(config, tmp_path):
+    train = load_tool('train')
+    cfg = build(train, [config, '--auto-scale-lr', '--resume'])
+    assert cfg.auto_scale_lr.enable is True and cfg.auto_scale_lr.base_batch_size == 2
+    assert cfg.resume is True and cfg.load_from is None
+    ckpt = tmp_path / 'a.pth'
+    ckpt.write_bytes(b'')
+    cfg = build(train, [config, '--resume', str(ckpt), '--work-dir', str(tmp_path / 'w')])
+    assert cfg.resume is True and cfg.load_from == str(ckpt)
+    assert cfg.work_dir == str(tmp_path / 'w')
+    with pytest.raises(RuntimeError, match='auto_scale_lr = dict\\(base_batch_size'):
+        build(train, [config, '--auto-scale-lr', '--cfg-options', 'auto_scale_lr=None'])
+
+
+def test_test_tool_options(config, tmp_path):
+    test = load_tool('test')
+    ckpt = tmp_path / 'a.pth'
+    ckpt.write_bytes(b'')
+    cfg = build(test, [config, str(ckpt), '--show-dir', str(tmp_path / 'vis')])
+    assert cfg.load_from == str(ckpt) and cfg.resume is False
+    assert cfg.default_hooks.visualization.enable is True
+    assert cfg.default_hooks.visualization.out_dir == str(tmp_path / 'vis')
+    with pytest.raises(SystemExit):
+        test.parse_args([config, str(ckpt), '--out', 'preds.json'])

@@ -1,0 +1,171 @@
+"""Train a model from an MMDetection 3.x or MMPretrain 1.x config with mmdyn.
+
+Usage::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr]
+        [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+The config's ``default_scope`` ('mmdet' or 'mmpretrain') selects the framework.
+Without CUDA, distributed training (``--launcher pytorch``, e.g. through
+``tools/dist_train.sh``) runs over gloo on the CPU (see ``mmdyn.engine.dist``).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+# Run from a checkout without installing: make the repository importable.
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector or classifier (mmdyn)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and checkpoints '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--amp', action='store_true', default=False,
+                        help='enable automatic mixed precision training (bfloat16 '
+                        'autocast on CPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the total batch size '
+                        '(needs auto_scale_lr.base_batch_size in the config)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from the given checkpoint; without a value, resume '
+                        'from the latest checkpoint in the work dir')
+    parser.add_argument('--cfg-options', nargs='+', action=_dict_action(),
+                        help='override settings of the config, key=value pairs '
+                        '(xxx=yyy or xxx=[a,b] or xxx=(a,b))')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (>= 2.0) or --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if not osp.isfile(args.config):
+        parser.error(f'config file not found: {args.config}')
+    return args, parser
+
+
+def _dict_action():
+    from mmengine.config import DictAction
+    return DictAction
+
+
+def apply_amp(cfg) -> None:
+    """Switch the optimizer wrapper to mixed precision (CPU: bf16 autocast)."""
+    import torch
+    from mmengine.logging import print_log
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
+        print_log('AMP training is already enabled in your config.', logger='current')
+    elif wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp is only supported with optim_wrapper type OptimWrapper, '
+                         f'but the config uses {wrapper!r}')
+    else:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    use_cpu_amp(cfg, torch.cuda.is_available())
+
+
+def use_cpu_amp(cfg, cuda_available: bool) -> None:
+    """MMEngine's ``AmpOptimWrapper`` asserts a GPU; on CPU replace it with
+    ``CPUAmpOptimWrapper`` (bfloat16 autocast, no loss scaling)."""
+    from mmengine.logging import print_log
+    if cuda_available or cfg.get('optim_wrapper', {}).get('type') != 'AmpOptimWrapper':
+        return
+    cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+    cfg.optim_wrapper.pop('loss_scale', None)
+    dtype = cfg.optim_wrapper.pop('dtype', None)
+    if dtype not in (None, 'bfloat16'):
+        print_log(f'AMP on CPU supports only bfloat16; ignoring dtype={dtype!r}',
+                  logger='current', level=30)
+    cfg.optim_wrapper.dtype = 'bfloat16'
+    print_log('CUDA is not available: AMP uses bfloat16 CPU autocast (CPUAmpOptimWrapper)',
+              logger='current')
+
+
+def apply_auto_scale_lr(cfg) -> None:
+    """Enable the config's ``auto_scale_lr`` (needs ``base_batch_size``)."""
+    auto = cfg.get('auto_scale_lr')
+    if not auto or 'base_batch_size' not in auto:
+        raise RuntimeError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) '
+                           'in the config (the batch size the learning rate was tuned for)')
+    cfg.auto_scale_lr.enable = True
+
+
+def apply_resume(cfg, resume: str) -> None:
+    """``--resume`` without value: latest checkpoint of the work dir; with a
+    path: that checkpoint (must exist)."""
+    if resume is None:
+        return
+    cfg.resume = True
+    if resume == 'auto':
+        cfg.load_from = None
+    else:
+        if '://' not in resume and not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
+        cfg.load_from = resume
+
+
+def build_cfg(args):
+    """Load the config and apply the command-line options."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        apply_amp(cfg)
+    else:
+        use_cpu_amp(cfg, torch.cuda.is_available())
+    if args.auto_scale_lr:
+        apply_auto_scale_lr(cfg)
+    apply_resume(cfg, args.resume)
+    return cfg
+
+
+def setup_distributed(cfg, launcher: str) -> None:
+    """Without CUDA: gloo process group before the Runner + CPU DDP wrapper."""
+    from mmdyn.engine import cpu_model_wrapper_cfg, init_cpu_dist_if_needed
+    if init_cpu_dist_if_needed(launcher, cfg):
+        cfg.model_wrapper_cfg = cpu_model_wrapper_cfg(cfg)
+
+
+def build_runner(cfg):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def main(argv=None):
+    args, parser = parse_args(argv)
+    import mmdyn.models  # noqa: F401  (mmdyn registrations, safe checkpoint loading)
+    import mmdyn.engine  # noqa: F401  (hooks, CPU wrappers)
+    try:
+        cfg = build_cfg(args)
+    except (FileNotFoundError, RuntimeError, ValueError) as err:
+        parser.error(str(err))
+    setup_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
