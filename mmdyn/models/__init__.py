@@ -8,5 +8,6 @@ safe checkpoint loader (:mod:`mmdyn.engine.checkpoint`).
 from mmdyn.engine import checkpoint as _checkpoint  # noqa: F401  (installs the loader)
 
 from .layers import LAYER_NAMES, build_dyn_conv_layer
+from . import backbones  # noqa: F401
 
 __all__ = ['LAYER_NAMES', 'build_dyn_conv_layer']

@@ -1,0 +1,32 @@
+"""Helpers of the backbone tests (imported by the test files)."""
+import torch
+
+import mmdyn.models  # noqa: F401  (registers the backbones)
+from mmdyn.ops import LAYERS
+
+
+def layer_cfg(name: str, kernel_num: int = 4) -> dict:
+    """Config of an mmdyn layer; DCD has no kernel_num."""
+    return dict(type=name) if name == 'DCD' else dict(type=name, kernel_num=kernel_num)
+
+
+LAYER_NAMES = list(LAYERS)
+
+
+def build_det(**cfg):
+    from mmdet.registry import MODELS
+    return MODELS.build(dict(type='DynResNet', **cfg))
+
+
+def build_cls(type_='DynResNet', **cfg):
+    from mmpretrain.registry import MODELS
+    return MODELS.build(dict(type=type_, **cfg))
+
+
+def forward_backward(model, x):
+    model.train()
+    outs = model(x)
+    sum(o.float().pow(2).mean() for o in outs).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads[:3])
+    return outs

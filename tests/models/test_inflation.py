@@ -1,0 +1,142 @@
+"""Static -> dynamic checkpoint inflation (init_cfg Pretrained and the converter)."""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from _backbone_helpers import build_cls, layer_cfg
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def randomised_static_resnet(depth=50):
+    """mmpretrain static ResNet, eval mode, with random BN statistics so that
+    no residual branch is zero (zero_init_residual would hide errors)."""
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(dict(type='ResNet', depth=depth))
+    model.init_weights()
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    model.eval()            # the frameworks' train() returns None: do not chain
+    return model
+
+
+@pytest.fixture(scope='module')
+def static50(tmp_path_factory):
+    torch.manual_seed(1)
+    model = randomised_static_resnet(50)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'r50_static.pth')
+    torch.save(dict(state_dict={'backbone.' + k: v for k, v in model.state_dict().items()}),
+               path)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)[0]
+    return path, x, ref
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize('layer', ['A2D2CPlus', 'DyConv', 'DCD'])
+def test_inflated_resnet50_reproduces_static(static50, layer):
+    path, x, ref = static50
+    model = build_cls(depth=50, dyn_conv=layer_cfg(layer),
+                      dyn_convs=('stem', 'conv1', 'conv2', 'conv3', 'downsample'),
+                      init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
+    with torch.no_grad():
+        fresh = model.eval()(x)[0]
+    assert rel_err(fresh, ref) > 0.1                 # not inflated yet: differs
+    model.init_weights()
+    bank = model.layer2[1].conv2.weight
+    if layer != 'DCD':
+        assert bank.dim() == 5 and torch.equal(bank[0], bank[-1])
+    with torch.no_grad():
+        out = model.eval()(x)[0]
+    assert rel_err(out, ref) < 1e-4
+
+
+def test_odconv_and_condconv_inflation_is_not_exact(static50):
+    """ODConv's sigmoid channel/filter/spatial attentions and CondConv's sigmoid
+    routing do not sum to one: copies of the static kernel give a scaled output."""
+    path, x, ref = static50
+    for layer in ('ODConv', 'CondConv'):
+        model = build_cls(depth=50, dyn_conv=layer_cfg(layer), init_cfg=dict(
+            type='Pretrained', checkpoint=path))
+        model.init_weights()
+        assert torch.equal(model.layer1[0].conv1.weight[2],
+                           torch.load(path)['state_dict']['backbone.layer1.0.conv1.weight'])
+        with torch.no_grad():
+            assert rel_err(model.eval()(x)[0], ref) > 1e-3
+
+
+def test_bare_torchvision_layout_and_logging(tmp_path):
+    static = randomised_static_resnet(18)
+    sd = dict(static.state_dict())
+    sd['fc.weight'], sd['fc.bias'] = torch.zeros(1000, 512), torch.zeros(1000)
+    path = str(tmp_path / 'tv.pth')
+    torch.save(sd, path)
+    x = torch.randn(1, 3, 64, 64)
+    model = build_cls(depth=18, dyn_conv=dict(type='A2D2C', kernel_num=3),
+                      init_cfg=dict(type='Pretrained', checkpoint=path))
+    from mmdyn.models.backbones import load_inflated_checkpoint
+    missing, unexpected = load_inflated_checkpoint(model, path)
+    assert unexpected == ['fc.weight', 'fc.bias'] and missing == []
+    with torch.no_grad():
+        assert rel_err(model.eval()(x)[0], static(x)[0]) < 1e-4
+
+
+def test_shape_mismatch_error(tmp_path):
+    static = randomised_static_resnet(18)
+    path = str(tmp_path / 'r18.pth')
+    torch.save(static.state_dict(), path)
+    model = build_cls(depth=18, stem_channels=32, base_channels=32,
+                      dyn_convs=('stem', 'conv1', 'conv2'),
+                      init_cfg=dict(type='Pretrained', checkpoint=path))
+    with pytest.raises(ValueError, match=r"key 'conv1.weight': checkpoint shape \(64, 3, 7, 7\), "
+                                         r'model shape \(4, 32, 3, 7, 7\)'):
+        model.init_weights()
+
+
+def _converter():
+    spec = importlib.util.spec_from_file_location(
+        'convert_static_to_dynamic', osp.join(ROOT, 'tools', 'convert_static_to_dynamic.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_converter_round_trip_resnet(static50, tmp_path):
+    path, x, ref = static50
+    dst = str(tmp_path / 'dyn.pth')
+    _converter().main([path, dst, '--dyn-conv', 'A2D2CPlus', '--kernel-num', '2',
+                       '--depth', '50', '--arch', 'resnet', '--placement', 'all_block_convs'])
+    sd = torch.load(dst)['state_dict']
+    assert sd['backbone.layer3.0.conv2.weight'].shape == (2, 256, 256, 3, 3)
+    model = build_cls(depth=50, dyn_conv=dict(type='A2D2CPlus', kernel_num=2),
+                      dyn_placement='all_block_convs')
+    model.load_state_dict({k[len('backbone.'):]: v for k, v in sd.items()}, strict=True)
+    with torch.no_grad():
+        assert rel_err(model.eval()(x)[0], ref) < 1e-4
+
+
+def test_converter_round_trip_mobilenet_v2(tmp_path):
+    from mmpretrain.registry import MODELS
+    static = MODELS.build(dict(type='MobileNetV2', widen_factor=0.5))
+    static.eval()
+    src, dst = str(tmp_path / 'mb.pth'), str(tmp_path / 'mb_dyn.pth')
+    torch.save(static.state_dict(), src)
+    _converter().main([src, dst, '--dyn-conv', 'DyConv', '--kernel-num', '2', '--arch',
+                       'mobilenet_v2', '--widen-factor', '0.5'])
+    model = build_cls('DynMobileNetV2', widen_factor=0.5, dyn_conv=dict(type='DyConv',
+                                                                        kernel_num=2))
+    model.load_state_dict(torch.load(dst)['state_dict'], strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert rel_err(model.eval()(x)[0], static(x)[0]) < 1e-4
