@@ -1,0 +1,4 @@
+# CIFAR-100 MobileNetV2 x0.5, ODConv (4 kernels) in every pw/dw conv and the last 1x1
+# (stem, classifier static); recipe in ../_base_/cifar100_mobilenet-v2.py.
+_base_ = '../_base_/cifar100_mobilenet-v2.py'
+model = dict(backbone=dict(widen_factor=0.5, dyn_conv=dict(_delete_=True, type='ODConv', kernel_num=4)))

@@ -1,0 +1,5 @@
+# CIFAR-100 MobileNetV2 x1.0, DCD (dynamic convolution decomposition; no kernel_num, no temperature) in every pw/dw conv and the last 1x1
+# (stem, classifier static); recipe in ../_base_/cifar100_mobilenet-v2.py.
+_base_ = '../_base_/cifar100_mobilenet-v2.py'
+model = dict(backbone=dict(widen_factor=1.0, dyn_conv=dict(_delete_=True, type='DCD')))
+custom_hooks = []

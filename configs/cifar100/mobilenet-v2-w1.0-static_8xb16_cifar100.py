@@ -1,0 +1,5 @@
+# CIFAR-100 MobileNetV2 x1.0 with static convolutions (baseline); recipe in ../_base_/cifar100_mobilenet-v2.py.
+_base_ = '../_base_/cifar100_mobilenet-v2.py'
+model = dict(backbone=dict(_delete_=True, type='MobileNetV2', widen_factor=1.0,
+                           init_cfg=_base_.model.backbone.init_cfg))
+custom_hooks = []

@@ -1,0 +1,5 @@
+# CIFAR-100 ResNet-50, CondConv (4 experts; no temperature, no anneal hook) in every block conv
+# (stem, downsample, fc static); recipe in ../_base_/cifar100_resnet50.py.
+_base_ = '../_base_/cifar100_resnet50.py'
+model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='CondConv', kernel_num=4)))
+custom_hooks = []

@@ -1,0 +1,5 @@
+# CIFAR-100 ResNet-50 with static convolutions (baseline); recipe in ../_base_/cifar100_resnet50.py.
+_base_ = '../_base_/cifar100_resnet50.py'
+model = dict(backbone=dict(_delete_=True, type='ResNet_CIFAR', depth=50, num_stages=4, out_indices=(3, ), style='pytorch',
+                           init_cfg=_base_.model.backbone.init_cfg))
+custom_hooks = []

@@ -1,0 +1,5 @@
+# ImageNet MobileNetV2 x0.5, CondConv (4 experts; no temperature, no anneal hook) in every pw/dw conv and the last 1x1
+# (stem, classifier static); recipe in ../_base_/imagenet_mobilenet-v2.py.
+_base_ = '../_base_/imagenet_mobilenet-v2.py'
+model = dict(backbone=dict(widen_factor=0.5, dyn_conv=dict(_delete_=True, type='CondConv', kernel_num=4)))
+custom_hooks = []

@@ -1,0 +1,4 @@
+# ImageNet ResNet-50, A2D2C (4 kernels) in every block conv
+# (stem, downsample, fc static); recipe in ../_base_/imagenet_resnet50.py.
+_base_ = '../_base_/imagenet_resnet50.py'
+model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='A2D2C', kernel_num=4)))

@@ -1,0 +1,212 @@
+"""Sweep over every config under ``configs/`` (``_base_/`` and ``demo/`` excluded).
+
+For each config: ``Config.fromfile`` loads it (``pretrained`` left None, so
+nothing is read or downloaded), its model is built in the config's
+``default_scope``, the layer named in the file name is the one injected into
+the backbone (``static``: no mmdyn layer), the TemperatureAnnealHook is present
+exactly for the layers that have a temperature, and the model runs a forward
+in eval mode and a training forward + backward on a tiny input (classifiers:
+batch 2 at 64x64, CIFAR 32x32; detectors: one 128x128 image with one box and
+mask from ``mmdet.testing.demo_mm_inputs``).
+"""
+import re
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = ROOT / 'configs'
+EXACT_PATH = 'configs/mask_rcnn_r50_a2d2c_coco.py'
+
+CONFIGS = sorted(
+    p.relative_to(ROOT).as_posix() for p in CONFIG_DIR.rglob('*.py')
+    if not {'_base_', 'demo'} & set(p.relative_to(CONFIG_DIR).parts[:-1]))
+
+# file-name token -> mmdyn layer class name; order matters ('a2d2c-plus' first).
+LAYER_TOKENS = (('a2d2c-plus', 'A2D2CPlusConv2d'), ('a2d2c', 'A2D2CConv2d'),
+                ('odconv', 'ODConv2d'), ('dyconv', 'DynamicConv2d'),
+                ('condconv', 'CondConv2d'), ('dcd', 'DCDConv2d'), ('static', None))
+WITH_TEMPERATURE = {'A2D2CPlusConv2d', 'A2D2CConv2d', 'ODConv2d', 'DynamicConv2d'}
+
+
+def expected_layer(rel):
+    if rel == EXACT_PATH:
+        return 'A2D2CPlusConv2d'
+    name = Path(rel).stem
+    for token, cls in LAYER_TOKENS:
+        if re.search(rf'(^|[-_]){re.escape(token)}([-_]|$)', name):
+            return cls
+    raise AssertionError(f'{rel}: no layer token ({[t for t, _ in LAYER_TOKENS]}) in the name')
+
+
+def _load(rel):
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(ROOT / rel))
+    return cfg
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _setup():
+    import mmdyn.models  # noqa: F401  (layers, backbones, hooks)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_configs_found():
+    assert EXACT_PATH in CONFIGS
+    assert len(CONFIGS) >= 60, CONFIGS
+    for rel in CONFIGS:
+        assert not rel.startswith(('configs/_base_/', 'configs/demo/'))
+
+
+def test_exact_path_is_a2d2c_plus_4x():
+    cfg = _load(EXACT_PATH)
+    assert cfg.pretrained is None
+    bb = cfg.model.backbone
+    assert bb.type == 'DynResNet' and bb.depth == 50
+    assert bb.dyn_conv.type == 'A2D2CPlus' and bb.dyn_conv.kernel_num == 4
+    assert cfg.model.type == 'MaskRCNN'
+    assert bb.init_cfg is None  # nothing downloads without `pretrained`
+    assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
+    assert cfg.train_cfg.max_epochs == 12
+
+
+@pytest.mark.parametrize('rel', [EXACT_PATH, 'configs/_base_/imagenet_resnet18.py'])
+def test_pretrained_line(tmp_path, rel):
+    """Setting `pretrained` in the file gives a Pretrained init_cfg (and, for the
+    detector, mmdet's frozen_stages=1 / norm_eval=True); nothing is loaded here."""
+    from mmengine.config import Config
+    text = (ROOT / rel).read_text()
+    assert text.count('\npretrained = None\n') == 1
+    text = text.replace('\npretrained = None\n', "\npretrained = '/ckpt/r.pth'\n")
+    base = re.search(r"_base_ = '([^']*)'", text).group(1)
+    if '::' not in base:  # relative base: make it absolute for the copy in tmp_path
+        text = text.replace(f"'{base}'", repr(str((ROOT / rel).parent / base)), 1)
+    path = tmp_path / Path(rel).name
+    path.write_text(text)
+    cfg = Config.fromfile(str(path))
+    bb = cfg.model.backbone
+    assert bb.init_cfg.type == 'Pretrained' and bb.init_cfg.checkpoint == '/ckpt/r.pth'
+    if cfg.get('default_scope', 'mmdet') == 'mmdet':
+        assert bb.frozen_stages == 1 and bb.norm_eval is True
+
+
+def _build(cfg):
+    from mmengine.registry import init_default_scope
+    scope = cfg.get('default_scope', 'mmdet')
+    init_default_scope(scope)
+    if scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmpretrain.registry import MODELS
+    torch.manual_seed(0)
+    return scope, MODELS.build(cfg.model)
+
+
+def _mmdyn_layers(model):
+    from mmdyn.ops import LAYERS
+    classes = tuple(LAYERS.values())
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, classes)]
+
+
+def _check_static(cfg, rel):
+    """Everything that needs no model: imports, hook, names, no download."""
+    imports = cfg.get('custom_imports', {}).get('imports', [])
+    assert 'mmdyn.models' in imports and cfg.custom_imports.allow_failed_imports is False
+    assert cfg.get('pretrained', None) is None, rel
+    init_cfg = cfg.model.backbone.get('init_cfg')
+    init_cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
+    assert all(c is None or c.get('type') != 'Pretrained' for c in init_cfgs), \
+        f'{rel}: no Pretrained init_cfg without `pretrained` (nothing may download)'
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        ds = cfg[key].dataset
+        assert ds.get('download', None) is not True, f'{rel}: {key} would download'
+        if ds.type == 'CIFAR100':
+            assert ds.download is False and ds.data_root.rstrip('/') == 'data/cifar100'
+        elif ds.type == 'ImageNet':
+            assert ds.data_root == 'data/imagenet'
+        else:
+            assert ds.type == 'CocoDataset' and ds.data_root == 'data/coco/'
+    layer = expected_layer(rel)
+    hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') == 'TemperatureAnnealHook']
+    if layer in WITH_TEMPERATURE:
+        assert len(hooks) == 1, f'{rel}: needs one TemperatureAnnealHook'
+        hook = hooks[0]
+        assert hook.start_temperature == 30.0 and hook.end_temperature == 1.0
+        if cfg.get('default_scope') == 'mmpretrain':
+            assert hook.anneal_epochs == 10
+    else:
+        assert not hooks, f'{rel}: {layer} has no temperature, the hook must be absent'
+    if '-4x' in Path(rel).stem or rel == EXACT_PATH:
+        assert cfg.model.backbone.dyn_conv.kernel_num == 4
+    return layer
+
+
+def _classifier_step(model, cfg, rel):
+    from mmpretrain.structures import DataSample
+    size = 32 if 'cifar' in rel else 64
+    classes = cfg.model.head.num_classes
+    x = torch.randn(2, 3, size, size)
+    model.eval()
+    with torch.no_grad():
+        feats = model(x, mode='tensor')
+    assert feats.shape == (2, classes)
+    model.train()
+    samples = [DataSample().set_gt_label(i % classes) for i in range(2)]
+    losses = model(x, samples, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    assert torch.isfinite(loss)
+    loss.backward()
+
+
+def _detector_step(model, cfg, rel):
+    from mmdet.testing import demo_mm_inputs
+    packed = demo_mm_inputs(batch_size=1, image_shapes=[(3, 128, 128)], num_items=[1],
+                            num_classes=cfg.model.roi_head.bbox_head.num_classes,
+                            with_mask=True)
+    model.eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(packed, False)
+        results = model(**data, mode='predict')
+    assert len(results) == 1 and 'pred_instances' in results[0]
+    model.train()
+    data = model.data_preprocessor(packed, True)
+    losses = model(**data, mode='loss')
+    assert 'loss_mask' in losses
+    loss, _ = model.parse_losses(losses)
+    assert torch.isfinite(loss)
+    loss.backward()
+
+
+def _params(rel):
+    return pytest.param(rel, id=rel)
+
+
+@pytest.mark.parametrize('rel', [_params(r) for r in CONFIGS])
+def test_config(rel):
+    t0 = time.perf_counter()
+    cfg = _load(rel)
+    layer = _check_static(cfg, rel)
+    scope, model = _build(cfg)
+    found = _mmdyn_layers(model)
+    if layer is None:
+        assert not found, f'{rel}: static config has mmdyn layers {found[:3]}'
+    else:
+        assert found, f'{rel}: no {layer} in the model'
+        wrong = {type(m).__name__ for _, m in found} - {layer}
+        assert not wrong, f'{rel}: expected only {layer}, found {wrong}'
+        assert all(n.startswith('backbone.') for n, _ in found)
+        if '-4x' in Path(rel).stem or rel == EXACT_PATH:
+            assert all(m.kernel_num == 4 for _, m in found)
+    if scope == 'mmdet':
+        _detector_step(model, cfg, rel)
+    else:
+        _classifier_step(model, cfg, rel)
+    if layer is not None:
+        grads = [m for _, m in found if any(p.grad is not None for p in m.parameters())]
+        assert grads, f'{rel}: no gradient reached the {layer} layers'
+    print(f'{rel}: {time.perf_counter() - t0:.1f}s')
