@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
                     check_positive_int, check_temperature, init_bias_, init_kernel_bank_)
-from .batched_conv import MIX_STRATEGIES, mixed_kernel_conv2d
+from .batched_conv import (MIX_STRATEGIES, bank_maps, combine_maps, mixed_kernel_conv2d,
+                           select_strategy)
 
 SAMPLING_MODES = ('random', 'fixed', 'none')
 IMPLS = ('fast', 'reference')
@@ -127,6 +128,17 @@ def mean_input_patches(x: torch.Tensor, positions: Optional[torch.Tensor],
     return torch.bmm(x.reshape(batch, cin, height * width), select)
 
 
+def position_mean(maps: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
+    """Eq. 4 on feature maps: mean of ``(B, K, C, H', W')`` over the sampled
+    output positions (``(B, M)`` flat indices, or ``None`` for all), ``(B, K, C)``."""
+    flat = maps.flatten(3)
+    if positions is None:
+        return flat.mean(3)
+    batch, num_k, channels = flat.shape[:3]
+    index = positions.view(batch, 1, 1, -1).expand(batch, num_k, channels, positions.size(1))
+    return flat.gather(3, index).mean(3)
+
+
 def a2d2c_attention(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Eq. 5: ``softmax(p̄ / T)`` over the K kernels (dim 1), in float32 at least."""
     return torch.softmax(at_least_float32(logits) / temperature, dim=1)
@@ -153,6 +165,17 @@ def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     batch = x.size(0)
     out_hw = ((x.size(2) + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
               (x.size(3) + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
+    if strategy == 'auto':
+        strategy = select_strategy(x, weight.shape[1:], out_hw, maps_ok=True)
+    if strategy == 'maps':
+        # Eq. 8 with the K maps of ONE convolution; p̄ is read off the maps, so the
+        # bank is used (and back-propagated) once.
+        maps = bank_maps(x, weight, bias, stride, padding, dilation, groups)
+        attn = a2d2c_attention(position_mean(maps, positions), temperature)
+        out = combine_maps(maps, attn)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
     dtype = torch.promote_types(weight.dtype, torch.float32)
     patch = mean_input_patches(x.to(dtype), positions, (kh, kw), stride, padding, dilation,
                                out_hw)
@@ -181,16 +204,10 @@ def a2d2c_reference(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
         F.conv2d(x, weight[k], None if bias is None else bias[k], stride, padding, dilation,
                  groups) for k in range(num_k)
     ], dim=1)                                                          # (B, K, C_out, H', W')
-    batch, _, cout, out_h, out_w = maps.shape
-    flat = maps.flatten(3)
-    if positions is None:
-        logits = flat.mean(3)
-    else:
-        index = positions.view(batch, 1, 1, -1).expand(batch, num_k, cout, positions.size(1))
-        logits = flat.gather(3, index).mean(3)
-    attn = a2d2c_attention(logits, temperature)                        # (B, K, C_out)
+    batch, _, cout = maps.shape[:3]
+    attn = a2d2c_attention(position_mean(maps, positions), temperature)  # (B, K, C_out)
     if plus:
-        return (attn.to(maps.dtype).view(batch, num_k, cout, 1, 1) * maps).sum(1)
+        return combine_maps(maps, attn)
     outs = []
     for b in range(batch):
         a = attn[b].to(weight.dtype)

@@ -68,10 +68,13 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
       ``maps``: at 512x7x7 the per-sample kernels (B x 2.4M values) cost more to
       back-propagate than K static convolutions; without autograd the blocked
       ``loop`` is cheaper (it never writes all kernels to memory);
-    * fewer than 8 input channels per group (depthwise) -> ``grouped``;
-    * ``H'*W' < 1024`` (below 32x32) -> ``loop``;
-    * larger maps -> ``grouped`` (one launch; the grouped kernel is efficient
-      when maps are large).
+    * fewer than 8 input channels per group (depthwise), maps of 32x32 and
+      larger (``H'*W' >= 1024``), or small kernels (fewer than
+      :data:`LOOP_MIN_KERNEL_ELEMENTS` = 128*128*3*3 values, where the B
+      per-sample calls of ``loop`` cost more than they save) -> ``grouped``;
+    * otherwise (many channels, maps below 32x32) -> ``loop``: there the
+      grouped kernel costs 2.5-7x a static conv on CPU (e.g. 256x14x14 and
+      512x7x7 at batch 32) and the blocked loop 1.5-3x.
     """
     if FORCED_STRATEGY not in (None, '', 'auto'):
         if FORCED_STRATEGY not in MIX_STRATEGIES:
@@ -87,11 +90,11 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
     positions = out_hw[0] * out_hw[1]
     if maps_ok and positions <= 64 and torch.is_grad_enabled():
         return 'maps'
-    if kernel_shape[1] < 8:
+    kernel_elements = kernel_shape[0] * kernel_shape[1] * kernel_shape[2] * kernel_shape[3]
+    if (kernel_shape[1] < 8 or positions >= 1024
+            or kernel_elements < LOOP_MIN_KERNEL_ELEMENTS):
         return 'grouped'
-    if positions < 1024:
-        return 'loop'
-    return 'grouped'
+    return 'loop'
 
 
 def _output_hw(x: torch.Tensor, kernel_hw, stride, padding, dilation) -> Tuple[int, int]:
@@ -130,6 +133,9 @@ def mix_kernels(attn: torch.Tensor, bank: torch.Tensor, bias_bank=None, spatial=
         kernels = kernels * spatial.to(kernels.dtype).view(-1, 1, 1, *bank.shape[3:])
     return kernels, bias
 
+
+#: Per-sample kernels smaller than this run ``grouped`` rather than ``loop`` (CPU).
+LOOP_MIN_KERNEL_ELEMENTS = 128 * 128 * 3 * 3
 
 #: Target size (elements) of the per-sample kernel block built in cache by
 #: the ``loop`` strategy: about 2 MB of float32, what stays in a core's cache.
@@ -170,6 +176,34 @@ def _loop_mixture(x, attn, bank, bias_bank, spatial, stride, padding, dilation, 
             cols.append(F.conv2d(xb, kernel, bias, stride, padding, dilation, groups))
         outs.append(torch.cat(cols))
     return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+
+
+def bank_maps(x: torch.Tensor, bank: torch.Tensor, bias_bank: Optional[torch.Tensor],
+              stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups: int = 1) -> torch.Tensor:
+    """All K feature maps ``F_k = W_k * x + b_k`` from ONE static convolution.
+
+    Returns:
+        ``(B, K, C_out, H', W')`` (a view of the convolution's output).
+    """
+    num_k, cout = bank.shape[:2]
+    # Order the stacked kernels group-major so that each conv group sees its own
+    # input channels: (g, K, C_out/g, ...).
+    stacked = bank.view(num_k, groups, cout // groups, *bank.shape[2:]).transpose(0, 1)
+    stacked_bias = None if bias_bank is None else bias_bank.view(
+        num_k, groups, cout // groups).transpose(0, 1).reshape(-1)
+    maps = F.conv2d(x, stacked.reshape(-1, *bank.shape[2:]), stacked_bias, stride, padding,
+                    dilation, groups)
+    batch, _, out_h, out_w = maps.shape
+    maps = maps.view(batch, groups, num_k, cout // groups, out_h, out_w).transpose(1, 2)
+    return maps.reshape(batch, num_k, cout, out_h, out_w)
+
+
+def combine_maps(maps: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+    """``Σ_k attn[b, k(, n)] ⊙ F_k`` for maps ``(B, K, C_out, H', W')`` and
+    attention ``(B, K)`` or ``(B, K, C_out)``."""
+    weights = attn.to(maps.dtype)
+    weights = weights.view(*weights.shape, *([1] * (maps.dim() - weights.dim())))
+    return (maps * weights).sum(1)
 
 
 def mixed_kernel_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Tensor,
@@ -214,19 +248,8 @@ def mixed_kernel_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Tensor,
         out = _loop_mixture(x, attn, bank, bias_bank, spatial, stride, padding, dilation,
                             groups)
     else:  # maps: one static conv with all K*C_out kernels, then weight the maps
-        batch = x.size(0)
-        # Order the stacked kernels group-major so that each conv group sees its
-        # own input channels: (g, K, C_out/g, ...).
-        stacked = bank.view(num_k, groups, cout // groups, *bank.shape[2:]).transpose(0, 1)
-        stacked_bias = None if bias_bank is None else bias_bank.view(
-            num_k, groups, cout // groups).transpose(0, 1).reshape(-1)
-        maps = F.conv2d(x, stacked.reshape(-1, *bank.shape[2:]), stacked_bias, stride,
-                        padding, dilation, groups)
-        maps = maps.view(batch, groups, num_k, cout // groups, *out_hw).transpose(1, 2)
-        weights = attn.to(maps.dtype)
-        weights = (weights.view(batch, num_k, 1, 1, 1, 1) if weights.dim() == 2 else
-                   weights.view(batch, num_k, groups, cout // groups, 1, 1))
-        out = (maps * weights).sum(1).reshape(batch, cout, *out_hw)
+        out = combine_maps(bank_maps(x, bank, bias_bank, stride, padding, dilation, groups),
+                           attn)
     if _channels_last(x):
         out = out.contiguous(memory_format=torch.channels_last)
     return out

@@ -67,10 +67,11 @@ def test_fast_equals_reference_every_strategy(cls, strategy, geo):
 
 @pytest.mark.parametrize('shape,expected', [((3, 8, 9, 10), 'loop'), ((3, 8, 6, 6), 'maps'),
                                             ((3, 8, 40, 40), 'grouped')])
-def test_auto_strategy_paths_match_reference(shape, expected):
+def test_auto_strategy_paths_match_reference(shape, expected, monkeypatch):
     """'auto' picks loop / maps / grouped by map size on CPU; each path against the
     reference (the other geometries have 4 channels)."""
-    from mmdyn.ops import select_strategy
+    from mmdyn.ops import batched_conv, select_strategy
+    monkeypatch.setattr(batched_conv, 'LOOP_MIN_KERNEL_ELEMENTS', 1)  # tiny kernels here
     ref, fast, _ = _pair(A2D2CConv2d, (8, 6, 3, 1, 1, 1, 1, True), sampling='random')
     x = torch.randn(shape)
     assert select_strategy(x, fast.weight.shape[1:], shape[2:], maps_ok=True) == expected

@@ -275,26 +275,28 @@ def test_layers_registry():
 
 
 # ------------------------------------------------------------- strategy selection
-@pytest.mark.parametrize('shape,cin_per_group,maps_ok,expected', [
-    ((1, 64, 14, 14), 64, True, 'loop'),
-    ((4, 64, 7, 7), 64, True, 'maps'),
-    ((4, 64, 7, 7), 64, False, 'loop'),
-    ((4, 4, 14, 14), 4, True, 'grouped'),
-    ((4, 64, 14, 14), 1, True, 'grouped'),
-    ((4, 64, 28, 28), 64, True, 'loop'),
-    ((4, 64, 32, 32), 64, True, 'grouped'),
-], ids=['batch1', 'tiny-map', 'tiny-map-no-maps', 'few-channels', 'depthwise', 'small-map',
-        'large-map'])
-def test_select_strategy_rule(shape, cin_per_group, maps_ok, expected):
+@pytest.mark.parametrize('shape,kernel,maps_ok,expected', [
+    ((1, 64, 14, 14), (64, 64, 3, 3), True, 'loop'),
+    ((4, 64, 7, 7), (64, 64, 3, 3), True, 'maps'),
+    ((4, 256, 7, 7), (256, 256, 3, 3), False, 'loop'),
+    ((4, 4, 14, 14), (8, 4, 3, 3), True, 'grouped'),
+    ((4, 256, 14, 14), (256, 1, 3, 3), True, 'grouped'),
+    ((4, 64, 14, 14), (64, 64, 3, 3), True, 'grouped'),
+    ((4, 256, 14, 14), (256, 256, 3, 3), True, 'loop'),
+    ((4, 256, 32, 32), (256, 256, 3, 3), True, 'grouped'),
+], ids=['batch1', 'tiny-map', 'tiny-map-no-maps', 'few-channels', 'depthwise', 'small-kernel',
+        'small-map', 'large-map'])
+def test_select_strategy_rule(shape, kernel, maps_ok, expected):
     from mmdyn.ops import select_strategy
     x = torch.empty(shape)
-    assert select_strategy(x, (8, cin_per_group, 3, 3), shape[2:], maps_ok) == expected
+    assert select_strategy(x, kernel, shape[2:], maps_ok) == expected
 
 
 def test_tiny_maps_use_blocked_loop_without_autograd():
     from mmdyn.ops import select_strategy
     with torch.no_grad():
-        assert select_strategy(torch.empty(4, 64, 7, 7), (8, 64, 3, 3), (7, 7), True) == 'loop'
+        assert select_strategy(torch.empty(4, 256, 7, 7), (256, 256, 3, 3), (7, 7),
+                               True) == 'loop'
 
 
 def test_forced_strategy_overrides_auto(monkeypatch):
