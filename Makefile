@@ -1,10 +1,11 @@
 # mmdyn: the two commands of the README, plus helpers.
-#   make bench   set up .venv (first time: ~10 min, mmcv is compiled once per machine) and
-#                run the layer benchmark (the main job for now)
+#   make demo    set up .venv (first time: ~10 min, mmcv is compiled once per machine) and
+#                run the embedded demo (Mask R-CNN + A2D2C+ on generated COCO data)
 #   make test    set up .venv and run the test suite (what CI runs)
+#   make bench   the layer benchmark;  make digits   static vs A2D2C+ on sklearn digits
 PY := .venv/bin/python
 
-.PHONY: setup test test-all bench
+.PHONY: setup test test-all bench demo digits
 setup:
 	bash tools/setup_env.sh
 
@@ -16,3 +17,9 @@ test-all: setup
 
 bench: setup
 	$(PY) tools/benchmark_layers.py
+
+demo: setup
+	$(PY) tools/demo.py
+
+digits: setup
+	$(PY) tools/demo_digits.py

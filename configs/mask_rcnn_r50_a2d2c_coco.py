@@ -8,8 +8,8 @@ _base_ = './mask_rcnn/mask-rcnn_r50-a2d2c-plus-4x_fpn_1x_coco.py'
 # ImageNet-pretrained static ResNet-50 checkpoint to inflate (the paper
 # fine-tunes from ImageNet weights), e.g. 'checkpoints/resnet50-0676ba61.pth'
 # (torchvision) or an mmpretrain resnet50_8xb32_in1k checkpoint. None = from
-# scratch (frozen_stages=-1, norm_eval=False). Edit here: `--cfg-options
-# pretrained=...` cannot re-evaluate the lines below (see docs/configs.md).
+# scratch (frozen_stages=-1, norm_eval=False). Edit here, or pass
+# `--cfg-options pretrained=PATH` to tools/train.py, which applies the same policy.
 pretrained = None
 
 model = dict(

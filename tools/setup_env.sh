@@ -29,7 +29,7 @@ VARIANT=cpu
 CACHE="${MMDYN_CACHE:-$HOME/.cache/mmdyn}"
 WHEEL_DIR="$CACHE/wheels/mmcv-${MMCV_VERSION}-torch${TORCH_VERSION}-${VARIANT}"
 STAMP="$VENV/.mmdyn-stamp"
-STAMP_TEXT="torch=$TORCH_VERSION mmcv=$MMCV_VERSION/$VARIANT mmengine=$MMENGINE_VERSION mmdet=$MMDET_VERSION mmpretrain=$MMPRETRAIN_VERSION setup=$(sha1sum "$ROOT/setup.py" | cut -c1-12)"
+STAMP_TEXT="torch=$TORCH_VERSION mmcv=$MMCV_VERSION/$VARIANT mmengine=$MMENGINE_VERSION mmdet=$MMDET_VERSION mmpretrain=$MMPRETRAIN_VERSION setup=$(cat "$ROOT/setup.py" "${BASH_SOURCE[0]}" | sha1sum | cut -c1-12)"
 
 log() { printf '[mmdyn setup] %s\n' "$*" >&2; }
 die() { printf '[mmdyn setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -87,7 +87,7 @@ fi
 
 log "installing mmengine, mmdet, mmpretrain and test tools"
 "${PIP[@]}" install -q "mmengine==$MMENGINE_VERSION" "mmdet==$MMDET_VERSION" \
-  "mmpretrain==$MMPRETRAIN_VERSION" pycocotools scipy matplotlib tqdm pytest \
+  "mmpretrain==$MMPRETRAIN_VERSION" pycocotools scipy matplotlib tqdm pytest scikit-learn \
   "$SETUPTOOLS_SPEC" "numpy>=2,<3" opencv-python-headless
 # mmengine pulls opencv-python (GUI build); keep only the headless one.
 if "$VPY" -m pip show -q opencv-python >/dev/null 2>&1; then

@@ -94,6 +94,11 @@ def main(argv=None):
         cfg = build_cfg(args)
     except RuntimeError as err:
         parser.error(str(err))
+    from mmdyn.datasets import check_dataset_paths
+    try:
+        check_dataset_paths(cfg, splits=('test', ))
+    except FileNotFoundError as err:
+        parser.error(str(err))
     setup_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     if args.out is not None:

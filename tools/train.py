@@ -111,6 +111,33 @@ def apply_resume(cfg, resume: str) -> None:
         cfg.load_from = resume
 
 
+def apply_pretrained(cfg, cfg_options) -> None:
+    """Honour ``--cfg-options pretrained=PATH`` for mmdyn configs.
+
+    mmdyn's configs derive the backbone's ``init_cfg`` (and, for detectors,
+    ``frozen_stages`` / ``norm_eval``) from their ``pretrained`` variable when
+    the file is parsed, so overriding the variable alone changes nothing. Here
+    the same policy is applied after the override: inflate from ``PATH`` and,
+    for mmdet configs, freeze the stem + stage 1 and the BN statistics as
+    mmdet's ImageNet-pretrained recipes do.
+    """
+    if not cfg_options or 'pretrained' not in cfg_options:
+        return
+    path = cfg_options['pretrained']
+    backbone = cfg.model.get('backbone')
+    if backbone is None:
+        raise ValueError('--cfg-options pretrained=... needs a model with a backbone')
+    if path in (None, 'None', ''):
+        backbone.init_cfg = None
+        return
+    if '://' not in path and not osp.isfile(path):
+        raise FileNotFoundError(f'pretrained checkpoint not found: {path}')
+    backbone.init_cfg = dict(type='Pretrained', checkpoint=path)
+    if cfg.get('default_scope', 'mmdet') == 'mmdet':
+        backbone.frozen_stages = 1
+        backbone.norm_eval = True
+
+
 def build_cfg(args):
     """Load the config and apply the command-line options."""
     import torch
@@ -120,6 +147,7 @@ def build_cfg(args):
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+        apply_pretrained(cfg, args.cfg_options)
     cfg.launcher = args.launcher
     init_default_scope(cfg.get('default_scope', 'mmdet'))
 
@@ -160,6 +188,11 @@ def main(argv=None):
     try:
         cfg = build_cfg(args)
     except (FileNotFoundError, RuntimeError, ValueError) as err:
+        parser.error(str(err))
+    from mmdyn.datasets import check_dataset_paths
+    try:
+        check_dataset_paths(cfg, splits=('train', 'val'))
+    except FileNotFoundError as err:
         parser.error(str(err))
     setup_distributed(cfg, args.launcher)
     runner = build_runner(cfg)

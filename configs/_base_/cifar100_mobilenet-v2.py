@@ -7,7 +7,7 @@
 _base_ = './cifar100_resnet18.py'
 
 # Pretrained static MobileNetV2 checkpoint to inflate; None = from scratch.
-# Edit this line (`--cfg-options pretrained=...` has no effect, docs/configs.md).
+# Edit this line, or pass `--cfg-options pretrained=PATH` to tools/train.py.
 pretrained = None
 
 model = dict(

@@ -12,8 +12,8 @@ custom_imports = dict(imports=['mmdyn.models'], allow_failed_imports=False)
 
 # Path of a pretrained *static* checkpoint (mmpretrain or torchvision layout) to
 # inflate into the dynamic backbone; None = train from scratch (mmpretrain's
-# default Kaiming init). Edit this line: `--cfg-options pretrained=...` cannot
-# re-evaluate the expression below (see docs/configs.md).
+# default Kaiming init). Edit this line, or pass `--cfg-options pretrained=PATH`
+# to tools/train.py (which re-applies the init below; see docs/configs.md).
 pretrained = None
 
 model = dict(

@@ -12,8 +12,8 @@ custom_imports = dict(imports=['mmdyn.models'], allow_failed_imports=False)
 # Path of an ImageNet-pretrained *static* ResNet-50 checkpoint (torchvision,
 # mmdet or mmpretrain layout); every static kernel is copied into each of the
 # K kernels of its dynamic layer ("inflation"). None = train from scratch.
-# NOTE: `--cfg-options pretrained=...` does NOT work (the expressions below are
-# evaluated when this file is parsed); edit this line or see docs/configs.md.
+# `tools/train.py CONFIG --cfg-options pretrained=PATH` applies the same policy
+# (the expressions below are evaluated when this file is parsed).
 pretrained = None
 
 model = dict(

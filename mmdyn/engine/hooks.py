@@ -213,3 +213,41 @@ class TemperatureAnnealHook(Hook):
     def before_test(self, runner) -> None:
         """Test with the current iteration's value (``end`` outside training)."""
         self._apply(runner, self._eval_temperature(runner))
+
+
+@HOOKS.register_module()
+class ProgressBarHook(Hook):
+    """A terminal progress bar over the training iterations (tqdm, stderr).
+
+    Shows ``iteration/max_iters``, the ETA and the latest loss; starts at
+    ``runner.iter`` so a resumed run continues the bar. Logging is unchanged.
+
+    Args:
+        loss_key: Message-hub scalar shown beside the bar. Default: 'train/loss'.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, loss_key: str = 'train/loss'):
+        self.loss_key = loss_key
+        self.bar = None
+
+    def before_train(self, runner) -> None:
+        from tqdm import tqdm
+        self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc='train',
+                        unit='it', dynamic_ncols=True)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        if self.bar is None:
+            return
+        scalars = runner.message_hub.log_scalars
+        if self.loss_key in scalars:
+            self.bar.set_postfix(loss=f'{scalars[self.loss_key].current():.3f}',
+                                 refresh=False)
+        self.bar.update(1)
+
+    def after_train(self, runner) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

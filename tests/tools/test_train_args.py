@@ -76,3 +76,22 @@ def test_test_tool_options(config, tmp_path):
     assert cfg.default_hooks.visualization.out_dir == str(tmp_path / 'vis')
     with pytest.raises(SystemExit):
         test.parse_args([config, str(ckpt), '--out', 'preds.json'])
+
+
+def test_cfg_options_pretrained_reapplies_the_init_policy(tmp_path):
+    """mmdyn configs derive init_cfg from `pretrained` at parse time; train.py
+    re-applies it for --cfg-options pretrained=PATH (detector: also freezes)."""
+    train = load_tool('train')
+    detector = osp.join(REPO, 'configs', 'mask_rcnn_r50_a2d2c_coco.py')
+    ckpt = tmp_path / 'r50.pth'
+    torch.save({'state_dict': {}}, ckpt)
+    cfg = build(train, [detector])
+    assert cfg.model.backbone.init_cfg is None and cfg.model.backbone.frozen_stages == -1
+    cfg = build(train, [detector, '--cfg-options', f'pretrained={ckpt}'])
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
+    assert cfg.model.backbone.frozen_stages == 1 and cfg.model.backbone.norm_eval is True
+    classifier = osp.join(REPO, 'configs', 'imagenet', 'resnet18-a2d2c-plus-4x_8xb32_in1k.py')
+    cfg = build(train, [classifier, '--cfg-options', f'pretrained={ckpt}'])
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
+    with pytest.raises(FileNotFoundError, match='pretrained checkpoint not found'):
+        build(train, [detector, '--cfg-options', f'pretrained={tmp_path / "missing.pth"}'])
