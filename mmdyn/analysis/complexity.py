@@ -115,7 +115,8 @@ def match_paper_row(name: str) -> Optional[Tuple[Tuple[str, str, str], Dict[str,
     elif re.search(r'(resnet|r)-?50(?!\d)', n):
         model = 'resnet50'
     elif re.search(r'mobilenet-?v2|mbv2', n):
-        width = re.search(r'(?<![\d.])(0\.5|0\.75|1\.0|1)x', n)
+        width = (re.search(r'(?<![\d.])(0\.5|0\.75|1\.0|1)x', n)
+                 or re.search(r'-w(0\.5|0\.75|1\.0|1)(?![\d.])', n))
         w = {'0.5': '0.5', '0.75': '0.75', '1': '1.0', '1.0': '1.0'}[width.group(1)] \
             if width else '1.0'
         model = f'mobilenetv2_{w}'
@@ -428,7 +429,9 @@ def analytic_madds(layer: nn.Module, input_hw: Tuple[int, int], batch: int = 1,
     Formulas (``P = H'*W'``, ``kernel = C_out*C_in/g*kh*kw``, B = batch):
 
     * ``nn.Conv2d``: ``conv = B*kernel*P``.
-    * A2D2C/A2D2C+ fast path: patch mean (eval, all positions: column and row
+    * A2D2C/A2D2C+ fast path with the ``maps`` strategy: K convolutions in one,
+      p̄ from the maps ``B*K*C_out*(M or P)``, softmax, weighted sum
+      ``2*B*K*C_out*P``. Other strategies: patch mean (eval, all positions: column and row
       sums of the input, ~``kw*C_in*H*W' + kh*kw*C_in*H'``; train, M points:
       ``2*B*M*kh*kw`` scatter + ``B*C_in*H*W*kh*kw`` bmm, + ``B*P`` topk for
       random sampling), logits ``B*K*kernel`` (einsum), ``+ 2*B*K*C_out``
@@ -478,7 +481,14 @@ def analytic_madds(layer: nn.Module, input_hw: Tuple[int, int], batch: int = 1,
         mode = layer.sampling if training else layer.eval_sampling
         sampled = mode != 'none' and layer.num_points < positions
         has_bias = layer.bias is not None
-        if layer.impl == 'fast':
+        strategy = (_strategy(layer, b, h, w, out_hw, training, maps_ok=True)
+                    if layer.impl == 'fast' else None)
+        if strategy == 'maps':  # K maps from one conv; p̄ read off the maps (Eq. 8)
+            num = layer.num_points if sampled else positions
+            parts['attention'] = b * num_k * cout * (num + 2) + (
+                b * positions if sampled and mode == 'random' else 0)
+            parts.update(_mixture(layer, b, out_hw, True, strategy, False))
+        elif layer.impl == 'fast':
             if sampled:
                 parts['patch_mean'] = _patch_mean_sampled(layer, b, h, w, layer.num_points,
                                                           mode == 'random', out_hw)
@@ -486,7 +496,6 @@ def analytic_madds(layer: nn.Module, input_hw: Tuple[int, int], batch: int = 1,
                 parts['patch_mean'] = _patch_mean_all(layer, b, h, w, out_hw)
             parts['attention'] = b * num_k * kernel + b * num_k * cout * (
                 2 + (1 if has_bias else 0))
-            strategy = _strategy(layer, b, h, w, out_hw, training, maps_ok=True)
             parts.update(_mixture(layer, b, out_hw, True, strategy, False))
         else:
             parts['conv'] = b * num_k * kernel * positions

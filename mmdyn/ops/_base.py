@@ -157,6 +157,22 @@ class DynamicConvBase(nn.Module):
         """The geometry as ``F.conv2d`` keyword arguments (without groups)."""
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
 
+    def create_kernel_bank(self, kernel_num: int, bias_bank: bool) -> None:
+        """Create ``weight`` ``(K, C_out, C_in/g, kh, kw)`` and, if ``bias_bank``,
+        ``bias`` ``(K, C_out)`` (else ``bias = None``); uninitialised until
+        :meth:`reset_kernel_bank`."""
+        kh, kw = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(kernel_num, self.out_channels,
+                                               self.in_channels // self.groups, kh, kw))
+        self.bias = (nn.Parameter(torch.empty(kernel_num, self.out_channels))
+                     if bias_bank else None)
+
+    def reset_kernel_bank(self, mode: str = 'conv2d') -> None:
+        """Initialise every kernel of ``weight`` (and ``bias``) like a single
+        convolution of its shape (see :func:`init_kernel_bank_`)."""
+        init_kernel_bank_(self.weight, mode)
+        init_bias_(self.bias, self.weight[0, 0].numel())
+
     def init_weights(self) -> None:
         """Called by ``mmcv.cnn.ConvModule`` instead of its whole-tensor kaiming init."""
         self.reset_parameters()

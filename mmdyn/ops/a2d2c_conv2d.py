@@ -25,11 +25,10 @@ listed in ``docs/a2d2c_fidelity.md`` and in the class docstring.
 from typing import Optional, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
-                    check_positive_int, check_temperature, init_bias_, init_kernel_bank_)
+                    check_positive_int, check_temperature)
 from .batched_conv import (MIX_STRATEGIES, bank_maps, combine_maps, mixed_kernel_conv2d,
                            select_strategy)
 
@@ -279,16 +278,12 @@ class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
         self.temperature = check_temperature(temperature)
         self.impl = check_choice('impl', impl, IMPLS)
         self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
-        kh, kw = self.kernel_size
-        self.weight = nn.Parameter(
-            torch.empty(kernel_num, out_channels, in_channels // groups, kh, kw))
-        self.bias = nn.Parameter(torch.empty(kernel_num, out_channels)) if bias else None
+        self.create_kernel_bank(kernel_num, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Each base kernel initialised like an ``nn.Conv2d`` of its own shape."""
-        init_kernel_bank_(self.weight, 'conv2d')
-        init_bias_(self.bias, self.weight[0, 0].numel())
+        self.reset_kernel_bank('conv2d')
 
     def draw_positions(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """Positions used by the next forward of ``x`` (train/eval sampling)."""

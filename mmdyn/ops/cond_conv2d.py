@@ -9,8 +9,7 @@ batch is convolved by :func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d`.
 import torch
 import torch.nn as nn
 
-from ._base import (DynamicConvBase, at_least_float32, check_choice, check_positive_int,
-                    init_bias_, init_kernel_bank_)
+from ._base import (DynamicConvBase, at_least_float32, check_choice, check_positive_int)
 from .batched_conv import MIX_STRATEGIES, mixed_kernel_conv2d
 
 
@@ -41,15 +40,11 @@ class CondConv2d(DynamicConvBase):
         self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
         self.dropout = nn.Dropout(dropout)
         self.routing = nn.Linear(in_channels, kernel_num)
-        kh, kw = self.kernel_size
-        self.weight = nn.Parameter(
-            torch.empty(kernel_num, out_channels, in_channels // groups, kh, kw))
-        self.bias = nn.Parameter(torch.empty(kernel_num, out_channels)) if bias else None
+        self.create_kernel_bank(kernel_num, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init_kernel_bank_(self.weight, 'conv2d')
-        init_bias_(self.bias, self.weight[0, 0].numel())
+        self.reset_kernel_bank('conv2d')
         self.routing.reset_parameters()
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:

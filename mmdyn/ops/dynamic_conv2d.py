@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
-                    check_positive_int, check_temperature, init_bias_, init_kernel_bank_)
+                    check_positive_int, check_temperature)
 from .batched_conv import MIX_STRATEGIES, mixed_kernel_conv2d
 
 
@@ -49,15 +49,11 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
         self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
         self.fc1 = nn.Linear(in_channels, hidden)
         self.fc2 = nn.Linear(hidden, kernel_num)
-        kh, kw = self.kernel_size
-        self.weight = nn.Parameter(
-            torch.empty(kernel_num, out_channels, in_channels // groups, kh, kw))
-        self.bias = nn.Parameter(torch.empty(kernel_num, out_channels)) if bias else None
+        self.create_kernel_bank(kernel_num, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init_kernel_bank_(self.weight, 'conv2d')
-        init_bias_(self.bias, self.weight[0, 0].numel())
+        self.reset_kernel_bank('conv2d')
         self.fc1.reset_parameters()
         self.fc2.reset_parameters()
 

@@ -28,8 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, at_least_float32,
-                    check_choice, check_positive_int, check_temperature, init_bias_,
-                    init_kernel_bank_)
+                    check_choice, check_positive_int, check_temperature)
 from .batched_conv import STRATEGIES, mixed_kernel_conv2d
 
 Attn = Union[torch.Tensor, float]
@@ -76,16 +75,14 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
         self.filter_fc = None if self.depthwise else nn.Linear(hidden, out_channels)
         self.spatial_fc = None if kh * kw == 1 else nn.Linear(hidden, kh * kw)
         self.kernel_fc = None if kernel_num == 1 else nn.Linear(hidden, kernel_num)
-        self.weight = nn.Parameter(
-            torch.empty(kernel_num, out_channels, in_channels // groups, kh, kw))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.create_kernel_bank(kernel_num, bias_bank=False)
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None  # static
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Official init: kernels and FCs kaiming-normal (fan_out), zero FC
         biases, BN weight 1 / bias 0."""
-        init_kernel_bank_(self.weight, 'kaiming_fan_out')
-        init_bias_(self.bias, self.weight[0, 0].numel())
+        self.reset_kernel_bank('kaiming_fan_out')
         for fc in (self.fc, self.channel_fc, self.filter_fc, self.spatial_fc,
                    self.kernel_fc):
             if fc is not None:

@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Write the model-zoo table: params and MAdds of every config in configs/.
+
+For each config (``configs/**/*.py`` except ``_base_`` and ``demo``) the model
+is built without data and counted with :func:`mmdyn.analysis.count_complexity`
+(MMEngine's FlopAnalyzer plus mmdyn's handles, eval mode, batch 1):
+classifiers whole at 224x224 (ImageNet) or 32x32 (CIFAR), detectors'
+backbone+neck at 800x1344 (MAdds) and the whole detector's parameters. The
+paper's and the official code's figures are printed beside ours where a row
+matches (:data:`mmdyn.analysis.complexity.PAPER_FIGURES`); "ours" accuracy cells
+stay empty until measured.
+
+Usage::
+
+    python tools/model_zoo.py [--out docs/model_zoo.md] [--no-madds] [--filter STR]
+"""
+import argparse
+import glob
+import os.path as osp
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def list_configs(pattern: str = ''):
+    paths = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
+    skip = (osp.join('configs', '_base_'), osp.join('configs', 'demo'))
+    return [p for p in paths if not any(s in p for s in skip) and pattern in p]
+
+
+def count_config(path: str, madds: bool) -> dict:
+    from mmdyn.analysis.complexity import (build_model_from_cfg, count_complexity,
+                                           is_detector, load_config, match_paper_row)
+    cfg = load_config(path)
+    model = build_model_from_cfg(cfg)
+    row = dict(config=osp.relpath(path, ROOT),
+               params=sum(p.numel() for p in model.parameters()) / 1e6)
+    if madds:
+        if is_detector(model):
+            shape = (1, 3, 800, 1344)
+            result = count_complexity(model, shape, forward=lambda m, x: m.extract_feat(x))
+            row['madds_scope'] = 'backbone+neck 800x1344'
+        else:
+            size = 32 if 'cifar' in path else 224
+            shape = (1, 3, size, size)
+            result = count_complexity(model, shape, forward=lambda m, x: m(x, mode='tensor'))
+            row['madds_scope'] = f'{size}x{size}'
+        row['madds'] = result.madds / 1e9
+        row['madds_mmengine'] = result.madds_mmengine / 1e9
+    match = match_paper_row(path)
+    if match is not None:
+        row['reference'] = match[1]
+    return row
+
+
+def markdown(rows) -> str:
+    lines = [
+        '| config | params (M) | MAdds (G) | plain MMEngine MAdds (G) | input | '
+        'reference params (M) | reference MAdds (G) | reference | top-1 / mAP (ours) |',
+        '|---|---|---|---|---|---|---|---|---|'
+    ]
+    for r in rows:
+        ref = r.get('reference', {})
+        lines.append(
+            f'| {r["config"]} | {r["params"]:.2f} | '
+            f'{r["madds"]:.3f} | {r["madds_mmengine"]:.3f} | {r["madds_scope"]} | '
+            if 'madds' in r else f'| {r["config"]} | {r["params"]:.2f} | | | | ')
+        lines[-1] += (f'{ref.get("params", ""):} | {ref.get("madds", "")} | '
+                      f'{ref.get("source", "")} | |')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', default=osp.join(ROOT, 'docs', 'model_zoo_table.md'))
+    parser.add_argument('--no-madds', action='store_true', help='parameters only (fast)')
+    parser.add_argument('--filter', default='', help='only configs whose path contains this')
+    args = parser.parse_args(argv)
+    paths = list_configs(args.filter)
+    if not paths:
+        parser.error(f'no config under configs/ matches {args.filter!r}')
+    rows = []
+    for i, path in enumerate(paths, 1):
+        start = time.time()
+        rows.append(count_config(path, not args.no_madds))
+        print(f'[{i}/{len(paths)}] {rows[-1]["config"]}: {rows[-1]["params"]:.2f}M params'
+              + (f', {rows[-1]["madds"]:.3f}G MAdds' if 'madds' in rows[-1] else '')
+              + f' ({time.time() - start:.1f} s)', file=sys.stderr, flush=True)
+    table = markdown(rows)
+    with open(args.out, 'w') as f:
+        f.write(table)
+    print(table)
+    print(f'written to {args.out}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()
