@@ -140,3 +140,32 @@ def test_converter_round_trip_mobilenet_v2(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert rel_err(model.eval()(x)[0], static(x)[0]) < 1e-4
+
+
+def test_torchvision_mobilenet_v2_layout_inflates_exactly():
+    """A torchvision MobileNetV2 checkpoint (``features.*`` keys) initialises the
+    dynamic MobileNetV2 so that it reproduces torchvision's features (A2D2C+,
+    attention sums to one)."""
+    import torchvision
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+
+    from mmdyn.models.backbones import inflate_state_dict
+    torch.manual_seed(0)
+    tv = torchvision.models.mobilenet_v2(weights=None).eval()
+    with torch.no_grad():  # non-trivial BN statistics
+        for m in tv.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    model = PRETRAIN_MODELS.build(dict(type='DynMobileNetV2', widen_factor=1.0,
+                                       out_indices=(7, ),
+                                       dyn_conv=dict(type='A2D2CPlus', kernel_num=4))).eval()
+    state, missing, unexpected = inflate_state_dict(model, tv.state_dict())
+    model.load_state_dict(state, strict=False)
+    assert not missing
+    assert set(unexpected) == {'classifier.1.weight', 'classifier.1.bias'}
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = tv.features(x)
+        got = model(x)[-1]
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())

@@ -317,6 +317,7 @@ def inflate_state_dict(model: nn.Module, src: Mapping[str, torch.Tensor]
             both shapes.
     """
     target = model.state_dict()
+    src = remap_torchvision_mobilenet_v2(model, src)
     out = {}
     for key, value in src.items():
         if key not in target:
@@ -339,6 +340,44 @@ def inflate_state_dict(model: nn.Module, src: Mapping[str, torch.Tensor]
     missing = [k for k in target if k not in out]
     unexpected = [k for k in src if k not in target]
     return out, missing, unexpected
+
+
+def remap_torchvision_mobilenet_v2(model: nn.Module, src: Mapping[str, torch.Tensor]
+                                   ) -> Mapping[str, torch.Tensor]:
+    """Rename a torchvision MobileNetV2 state dict (``features.*``) to the
+    mmpretrain/mmdet layout of ``model`` (``conv1``, ``layerN.M.conv.K``, ``conv2``,
+    each a ConvModule with ``.conv`` and ``.bn``); other state dicts pass through.
+
+    torchvision registers every convolution before its BatchNorm, in network
+    order, as mmpretrain's ConvModules do; the i-th (conv, BN) of the checkpoint
+    is the i-th ConvModule of the model. Shapes are checked by the caller.
+
+    Raises:
+        ValueError: The numbers of convolutions differ (not a MobileNetV2 of
+            this width), naming both counts.
+    """
+    if not any(k.startswith('features.') for k in src):
+        return src
+    groups: List[Tuple[str, List[str]]] = []  # (conv weight key, its BN keys)
+    for key, value in src.items():
+        if not key.startswith('features.'):
+            continue
+        if key.endswith('.weight') and value.dim() == 4:
+            groups.append((key, []))
+        elif groups:
+            groups[-1][1].append(key)
+    modules = [name for name, m in model.named_modules()
+               if hasattr(m, 'conv') and hasattr(m, 'bn') and isinstance(m.bn, nn.Module)]
+    if len(groups) != len(modules):
+        raise ValueError(f'torchvision MobileNetV2 checkpoint has {len(groups)} convolutions, '
+                         f'the model {len(modules)} ConvModules (different width?)')
+    out = {k: v for k, v in src.items() if not k.startswith('features.')}
+    for (conv_key, bn_keys), name in zip(groups, modules):
+        out[f'{name}.conv.weight'] = src[conv_key]
+        bn_prefix = bn_keys[0].rsplit('.', 1)[0] if bn_keys else None
+        for key in bn_keys:
+            out[f'{name}.bn.{key[len(bn_prefix) + 1:]}'] = src[key]
+    return out
 
 
 def read_state_dict(checkpoint: str, map_location: str = 'cpu') -> Dict[str, torch.Tensor]:
