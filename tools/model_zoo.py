@@ -75,7 +75,7 @@ def markdown(rows) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default=osp.join(ROOT, 'docs', 'model_zoo_table.md'))
+    parser.add_argument('--out', default=osp.join(ROOT, 'outputs', 'model_zoo_table.md'))
     parser.add_argument('--no-madds', action='store_true', help='parameters only (fast)')
     parser.add_argument('--filter', default='', help='only configs whose path contains this')
     args = parser.parse_args(argv)
