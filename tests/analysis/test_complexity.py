@@ -82,7 +82,10 @@ def test_plain_mmengine_misses_dynamic_work():
 
 
 def test_train_mode_counts_sampling_and_leaves_model_untouched():
-    model = nn.Sequential(A2D2CPlusConv2d(8, 8, 3, padding=1, num_points=5), nn.BatchNorm2d(8)).eval()
+    # strategy='loop': the patch-mean path (with 'auto', an 8x8 map in training uses
+    # 'maps', which reads p̄ off the K maps instead; see the next test).
+    model = nn.Sequential(A2D2CPlusConv2d(8, 8, 3, padding=1, num_points=5, strategy='loop'),
+                          nn.BatchNorm2d(8)).eval()
     before = model[1].running_mean.clone()
     res = count_complexity(model, (2, 8, 8, 8), mode='train')
     assert res.by_operator.get('bmm', 0) == 2 * 8 * 64 * 9      # selection-matrix bmm
@@ -91,6 +94,16 @@ def test_train_mode_counts_sampling_and_leaves_model_untouched():
     assert not model.training and torch.equal(model[1].running_mean, before)
     ev = count_complexity(model, (2, 8, 8, 8), mode='eval')
     assert 'bmm' not in ev.by_operator and 'sum' in ev.by_operator
+
+
+def test_train_mode_maps_strategy_matches_analytic():
+    layer = A2D2CPlusConv2d(8, 8, 3, padding=1, num_points=5)  # auto -> maps (8x8, train)
+    res = count_complexity(layer, (2, 8, 8, 8), mode='train')
+    expected = analytic_madds(layer, (8, 8), batch=2, training=True)
+    assert 'patch_mean' not in expected
+    assert expected['conv'] == 4 * 2 * 8 * 8 * 9 * 64  # K convolutions in one
+    assert res.by_operator.get('bmm', 0) == 0 and res.by_operator.get('scatter_add_', 0) == 0
+    assert abs(res.madds - expected['total']) <= 0.01 * expected['total']
 
 
 def test_resnet18_classifier_anchor():
