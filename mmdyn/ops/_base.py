@@ -56,6 +56,13 @@ def check_temperature(value) -> float:
     return t
 
 
+def conv_output_hw(in_hw, kernel_size, stride, padding, dilation) -> Tuple[int, int]:
+    """``(H', W')`` of a convolution of an ``in_hw`` map (as ``nn.Conv2d``)."""
+    h, w = ((size + 2 * p - d * (k - 1) - 1) // s + 1
+            for size, k, s, p, d in zip(in_hw, kernel_size, stride, padding, dilation))
+    return h, w
+
+
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:
     """``t`` in float32, or kept in float64: attention is never computed in half
     precision (autocast) and never rounded down from float64."""
@@ -131,11 +138,8 @@ class DynamicConvBase(nn.Module):
 
     def output_size(self, height: int, width: int) -> Tuple[int, int]:
         """Spatial size ``(H', W')`` of the output for an ``H x W`` input."""
-        out = []
-        for size, k, s, p, d in zip((height, width), self.kernel_size, self.stride,
-                                    self.padding, self.dilation):
-            out.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
-        return out[0], out[1]
+        return conv_output_hw((height, width), self.kernel_size, self.stride, self.padding,
+                              self.dilation)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error for an input this layer cannot convolve."""

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
-                    check_positive_int, check_temperature)
+                    check_positive_int, check_temperature, conv_output_hw)
 from .batched_conv import (MIX_STRATEGIES, bank_maps, combine_maps, mixed_kernel_conv2d,
                            select_strategy)
 
@@ -162,8 +162,7 @@ def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     """
     num_k, cout, cin_g, kh, kw = weight.shape
     batch = x.size(0)
-    out_hw = ((x.size(2) + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
-              (x.size(3) + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
+    out_hw = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     if strategy == 'auto':
         strategy = select_strategy(x, weight.shape[1:], out_hw, maps_ok=True)
     if strategy == 'maps':

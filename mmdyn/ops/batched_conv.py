@@ -40,6 +40,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ._base import conv_output_hw
+
 #: Strategies for kernels given per sample (:func:`batched_dynamic_conv2d`).
 STRATEGIES = ('auto', 'grouped', 'loop', 'bmm')
 #: Strategies for mixtures of base kernels (:func:`mixed_kernel_conv2d`).
@@ -95,11 +97,6 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
             or kernel_elements < LOOP_MIN_KERNEL_ELEMENTS):
         return 'grouped'
     return 'loop'
-
-
-def _output_hw(x: torch.Tensor, kernel_hw, stride, padding, dilation) -> Tuple[int, int]:
-    return tuple((x.size(2 + i) + 2 * padding[i] - dilation[i] * (kernel_hw[i] - 1) - 1)
-                 // stride[i] + 1 for i in range(2))
 
 
 def _channels_last(x: torch.Tensor) -> bool:
@@ -237,7 +234,7 @@ def mixed_kernel_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Tensor,
         raise ValueError(f'attention {tuple(attn.shape)} does not match a batch of '
                          f'{x.size(0)} and {bank.size(0)} kernels')
     num_k, cout, _, kh, kw = bank.shape
-    out_hw = _output_hw(x, (kh, kw), stride, padding, dilation)
+    out_hw = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     if strategy == 'auto':
         strategy = select_strategy(x, bank.shape[1:], out_hw, maps_ok=spatial is None)
     if strategy in ('grouped', 'bmm'):
@@ -279,7 +276,7 @@ def batched_dynamic_conv2d(x: torch.Tensor, weight: torch.Tensor,
     cout, kh, kw = weight.size(1), weight.size(3), weight.size(4)
     if weight.size(0) != batch:
         raise ValueError(f'weight has {weight.size(0)} kernels for a batch of {batch}')
-    out_h, out_w = _output_hw(x, (kh, kw), stride, padding, dilation)
+    out_h, out_w = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     if strategy == 'auto':
         strategy = select_strategy(x, weight.shape[1:], (out_h, out_w))
 
