@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
                     check_positive_int, check_temperature, conv_output_hw)
-from .batched_conv import (MIX_STRATEGIES, bank_maps, combine_maps, mixed_kernel_conv2d,
-                           select_strategy)
+from .batched_conv import (MIX_STRATEGIES, bank_maps, combine_maps, is_channels_last,
+                           mixed_kernel_conv2d, select_strategy)
 
 SAMPLING_MODES = ('random', 'fixed', 'none')
 IMPLS = ('fast', 'reference')
@@ -171,7 +171,7 @@ def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
         maps = bank_maps(x, weight, bias, stride, padding, dilation, groups)
         attn = a2d2c_attention(position_mean(maps, positions), temperature)
         out = combine_maps(maps, attn)
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        if is_channels_last(x):
             out = out.contiguous(memory_format=torch.channels_last)
         return out
     dtype = torch.promote_types(weight.dtype, torch.float32)

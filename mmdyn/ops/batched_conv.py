@@ -99,7 +99,8 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
     return 'loop'
 
 
-def _channels_last(x: torch.Tensor) -> bool:
+def is_channels_last(x: torch.Tensor) -> bool:
+    """True for a 4-D tensor laid out channels_last (and not also contiguous)."""
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -247,7 +248,7 @@ def mixed_kernel_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Tensor,
     else:  # maps: one static conv with all K*C_out kernels, then weight the maps
         out = combine_maps(bank_maps(x, bank, bias_bank, stride, padding, dilation, groups),
                            attn)
-    if _channels_last(x):
+    if is_channels_last(x):
         out = out.contiguous(memory_format=torch.channels_last)
     return out
 
@@ -301,6 +302,6 @@ def batched_dynamic_conv2d(x: torch.Tensor, weight: torch.Tensor,
         out = torch.matmul(w, cols).view(batch, cout, out_h, out_w)
         if bias is not None:
             out = out + bias.to(out.dtype).view(batch, cout, 1, 1)
-    if _channels_last(x):
+    if is_channels_last(x):
         out = out.contiguous(memory_format=torch.channels_last)
     return out
