@@ -14,21 +14,32 @@ def test_benchmark_writes_table_json_csv_md(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / 'tools' / 'benchmark_layers.py'), '--sizes', '7',
          '--batch-sizes', '2', '--repeats', '1', '--warmup', '0', '--layers', 'DyConv',
-         'A2D2CPlus', 'A2D2CPlus[reference]', '--out', str(out)],
+         'A2D2CPlus', 'A2D2CPlus[reference]', 'MSFF', 'DMC', 'AdaptiveEnhancement',
+         'DMC[none,sum]', '--out', str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert 'fwd+bwd ms' in proc.stdout and 'A2D2C+ (default impl) forward' not in proc.stdout
     data = json.loads((out / 'benchmark_layers.json').read_text())
     names = [r['layer'] for r in data['rows']]
-    assert names == ['Conv2d (static)', 'A2D2CPlus', 'DyConv', 'A2D2CPlus[reference]']
+    assert names == ['Conv2d (static)', 'A2D2CPlus', 'DyConv', 'A2D2CPlus[reference]', 'DMC',
+                     'DMC[none,sum]', 'AdaptiveEnhancement', 'MSFF']
     static = data['rows'][0]
     assert static['fwd_x'] == 1.0 and static['fwd_bwd_x'] == 1.0
     for row in data['rows']:
         assert row['fwd_ms'] > 0 and row['fwd_bwd_ms'] > 0 and row['peak_mb'] >= 0
         assert abs(row['fwd_x'] - row['fwd_ms'] / static['fwd_ms']) < 1e-9
+    rows = {r['layer']: r for r in data['rows']}
+    for name in ('DMC', 'DMC[none,sum]', 'AdaptiveEnhancement', 'MSFF'):
+        # measured side by side with the same static conv, at the same width
+        assert (rows[name]['channels'], rows[name]['size']) == (512, 7)
+        assert rows[name]['peak_mb'] > 0
+        assert abs(rows[name]['fwd_bwd_x'] - rows[name]['fwd_bwd_ms'] / static['fwd_bwd_ms']) \
+            < 1e-9
     with open(out / 'benchmark_layers.csv') as f:
-        assert len(list(csv.DictReader(f))) == 4
-    assert '| A2D2CPlus[reference] | 512x7² | 2 |' in (out / 'benchmark_layers.md').read_text()
+        assert len(list(csv.DictReader(f))) == 8
+    md = (out / 'benchmark_layers.md').read_text()
+    assert '| A2D2CPlus[reference] | 512x7² | 2 |' in md
+    assert '| MSFF | 512x7² | 2 |' in md and '| DMC[none,sum] | 512x7² | 2 |' in md
 
 
 def test_benchmark_rejects_unknown_layer(tmp_path):

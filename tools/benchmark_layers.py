@@ -3,8 +3,12 @@
 
 For each shape (56x56x64, 28x28x128, 14x14x256, 7x7x512; stride 1, padding 1),
 each batch size (1 and 32 by default) and each layer — plus A2D2C+ with
-``impl='reference'`` and with each per-sample strategy forced — it measures, in
-the same run and process as the static conv:
+``impl='reference'`` and with each per-sample strategy forced, and the modules
+of ``mmdyn.ops.MODULES`` at the same width (``DMC``: a 3x3 DynamicMaskConv2d
+with its defaults, ``DMC[none,sum]``: its mask-free sum-fused ablation,
+``AdaptiveEnhancement`` and ``MSFF``: the shape-preserving modules built from
+``in_channels`` as mmcv's plugin builder does) — it measures, in the same run
+and process as the static 3x3 conv:
 
 * ``fwd``: forward time in train mode under ``torch.no_grad``,
 * ``fwd+bwd``: forward + backward time in train mode,
@@ -40,7 +44,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdyn.ops import LAYERS  # noqa: E402
+from mmdyn.ops import LAYERS, MODULES  # noqa: E402
 
 SHAPES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # (channels, spatial size)
 RATIOS = {'fwd_ms': 'fwd_x', 'fwd_bwd_ms': 'fwd_bwd_x', 'peak_mb': 'peak_x'}
@@ -62,6 +66,12 @@ def build_variants(kernel_num, num_points):
                 strategy=s))()
     variants['A2D2CPlus[reference]'] = lambda c: LAYERS['A2D2CPlus'](
         c, c, 3, padding=1, kernel_num=kernel_num, num_points=num_points, impl='reference')
+    # The dynamic-mask-convolution family (kernel_num / num_points do not apply).
+    variants['DMC'] = lambda c: MODULES['DMC'](c, c, 3, padding=1)
+    variants['DMC[none,sum]'] = lambda c: MODULES['DMC'](c, c, 3, padding=1, mask='none',
+                                                         fusion='sum')
+    variants['AdaptiveEnhancement'] = lambda c: MODULES['AdaptiveEnhancement'](in_channels=c)
+    variants['MSFF'] = lambda c: MODULES['MSFF'](in_channels=c)
     return variants
 
 

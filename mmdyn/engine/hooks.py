@@ -251,3 +251,54 @@ class ProgressBarHook(Hook):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+@HOOKS.register_module()
+class ClassCountsHook(Hook):
+    """Give class-balanced losses the class counts of the training set.
+
+    Before training, every submodule with a ``set_class_counts`` method (e.g.
+    :class:`~mmdyn.models.losses.AdaptiveLoss`) receives ``n_c``, the number
+    of samples of each class in ``runner.train_dataloader.dataset`` (dataset
+    wrappers are unwrapped; the labels come from ``get_gt_labels()``). The
+    number of classes is the dataset's ``metainfo['classes']`` length (or the
+    largest label + 1). The losses store the derived weights in a buffer, so
+    a checkpoint carries them to ``tools/test.py``.
+
+    Args:
+        override (bool): Also replace counts a loss already has (from the
+            config or a resumed checkpoint). Default: False.
+
+    Raises:
+        RuntimeError: The hook is in a config without a class-balanced loss,
+            or the dataset has no labels to count.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, override: bool = False):
+        if not isinstance(override, bool):
+            raise TypeError(f'ClassCountsHook: override must be a bool, got {override!r}')
+        self.override = override
+
+    def before_train(self, runner) -> None:
+        from mmdyn.datasets.classification import class_counts
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        losses = [m for m in model.modules() if hasattr(m, 'set_class_counts')]
+        if not losses:
+            raise RuntimeError('ClassCountsHook: the model has no loss with set_class_counts '
+                               "(e.g. loss=dict(type='AdaptiveLoss')); remove the hook")
+        dataset = runner.train_dataloader.dataset
+        num_classes = getattr(getattr(model, 'head', None), 'num_classes', None)
+        has_names = (getattr(dataset, 'metainfo', None) or {}).get('classes') is not None
+        counts = class_counts(dataset, None if has_names else num_classes)
+        if num_classes is not None and num_classes != len(counts):
+            raise RuntimeError(f'ClassCountsHook: the training set has {len(counts)} classes '
+                               f'but the head predicts num_classes={num_classes}')
+        updated = 0
+        for loss in losses:
+            if self.override or not getattr(loss, 'has_class_counts', False):
+                loss.set_class_counts(counts)
+                updated += 1
+        runner.logger.info(f'ClassCountsHook: {len(counts)} classes, counts min/max '
+                           f'{min(counts)}/{max(counts)}, set on {updated} loss module(s)')

@@ -15,6 +15,19 @@ alias          class
 ``DCD``        ``DCDConv2d``
 =============  ===================
 
+and the dynamic-mask-convolution family (``mmdyn.ops.MODULES``):
+
+=======================  ===========================  =========================
+alias                    class                        built with
+=======================  ===========================  =========================
+``DMC``                  ``DynamicMaskConv2d``        ``build_conv_layer``
+``AdaptiveEnhancement``  ``AdaptiveEnhancement``      ``build_plugin_layer``
+``MSFF``                 ``MultiScaleFeatureFusion``  ``build_plugin_layer``
+=======================  ===========================  =========================
+
+``build_plugin_layer(dict(type='MultiScaleFeatureFusion'), '_1', in_channels=64)``
+(what mmdet's ResNet ``plugins`` do) finds them in the root registry too.
+
 Name clash: mmdet registers its own ``DynamicConv`` (Sparse R-CNN's dynamic
 interaction head) in ``mmdet.registry.MODELS``; under the ``mmdet`` scope it
 shadows a root ``DynamicConv``. That is why mmdyn's alias is ``DyConv`` and the
@@ -24,10 +37,16 @@ from typing import Any
 
 from mmengine.registry import MODELS
 
-from mmdyn.ops import LAYERS
+from mmdyn.ops import LAYERS, MODULES
 
-#: Every name mmdyn registers, alias first.
+#: Every name of the K-kernel conv layers (``mmdyn.ops.LAYERS``), alias first.
 LAYER_NAMES = tuple(n for alias, cls in LAYERS.items() for n in (alias, cls.__name__))
+#: Every name of ``mmdyn.ops.MODULES`` (alias first; an alias equal to its class
+#: name appears once).
+MODULE_NAMES = tuple(dict.fromkeys(n for alias, cls in MODULES.items()
+                                   for n in (alias, cls.__name__)))
+#: The names of ``MODULES`` that are convolutions (``build_conv_layer``).
+CONV_MODULE_NAMES = ('DMC', MODULES['DMC'].__name__)
 
 
 def _register(name: str, cls: type) -> None:
@@ -40,7 +59,7 @@ def _register(name: str, cls: type) -> None:
     MODELS.register_module(name=name, module=cls)
 
 
-for _alias, _cls in LAYERS.items():
+for _alias, _cls in (*LAYERS.items(), *MODULES.items()):
     _register(_cls.__name__, _cls)
     _register(_alias, _cls)
 
@@ -68,7 +87,7 @@ def build_dyn_conv_layer(cfg: dict, *args: Any, **kwargs: Any):
         if found is None:
             raise KeyError(
                 f'unknown conv layer type {layer_type!r} (scope {registry.scope!r}); mmdyn '
-                f'layers are {", ".join(LAYER_NAMES)}; static convs are Conv2d/Conv, '
-                f'and mmcv also provides DCN/DCNv2/ConvWS/ConvAWS. Did you add '
+                f'layers are {", ".join(LAYER_NAMES + CONV_MODULE_NAMES)}; static convs are '
+                f'Conv2d/Conv, and mmcv also provides DCN/DCNv2/ConvWS/ConvAWS. Did you add '
                 f"custom_imports=dict(imports=['mmdyn.models'])?")
     return build_conv_layer(cfg, *args, **kwargs)

@@ -1,16 +1,22 @@
 """mmdyn.ops: dynamic convolution layers in pure PyTorch (no OpenMMLab import).
 
-Every layer is a drop-in for ``nn.Conv2d``: same leading constructor arguments
-``(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-groups=1, bias=False)`` plus keyword-only options of its own.
+Every layer in ``LAYERS`` is a drop-in for ``nn.Conv2d``: same leading
+constructor arguments ``(in_channels, out_channels, kernel_size, stride=1,
+padding=0, dilation=1, groups=1, bias=False)`` plus keyword-only options of its
+own. ``MODULES`` holds the dynamic-mask-convolution family: ``DMC`` (also a
+drop-in conv), ``AdaptiveEnhancement`` and ``MSFF`` (shape-preserving /
+plugin modules built from ``in_channels``).
 """
 from .a2d2c_conv2d import (A2D2CConv2d, A2D2CPlusConv2d, a2d2c_attention, a2d2c_fast,
                            a2d2c_reference, mean_input_patches, sample_positions)
+from .adaptive_enhancement import AdaptiveEnhancement
 from .batched_conv import (MIX_STRATEGIES, STRATEGIES, batched_dynamic_conv2d, mix_kernels,
                            mixed_kernel_conv2d, select_strategy)
 from .cond_conv2d import CondConv2d
 from .dcd_conv2d import DCDConv2d
 from .dynamic_conv2d import DynamicConv2d
+from .dynamic_mask_conv2d import DynamicMaskConv2d, dynamic_mask_conv2d
+from .multi_scale_fusion import MultiScaleFeatureFusion
 from .odconv2d import ODConv2d
 
 #: Public layer classes with the short alias each is registered under.
@@ -23,9 +29,19 @@ LAYERS = {
     'DCD': DCDConv2d,
 }
 
+#: Modules of the dynamic-mask-convolution family (alias -> class). Kept apart
+#: from ``LAYERS`` (the K-kernel family that the sweeps iterate over).
+MODULES = {
+    'DMC': DynamicMaskConv2d,
+    'AdaptiveEnhancement': AdaptiveEnhancement,
+    'MSFF': MultiScaleFeatureFusion,
+}
+
 __all__ = [
     'A2D2CConv2d', 'A2D2CPlusConv2d', 'ODConv2d', 'DynamicConv2d', 'CondConv2d', 'DCDConv2d',
     'LAYERS', 'batched_dynamic_conv2d', 'mixed_kernel_conv2d', 'mix_kernels', 'select_strategy',
     'STRATEGIES', 'MIX_STRATEGIES', 'sample_positions',
-    'mean_input_patches', 'a2d2c_attention', 'a2d2c_fast', 'a2d2c_reference'
+    'mean_input_patches', 'a2d2c_attention', 'a2d2c_fast', 'a2d2c_reference',
+    'DynamicMaskConv2d', 'AdaptiveEnhancement', 'MultiScaleFeatureFusion', 'MODULES',
+    'dynamic_mask_conv2d'
 ]

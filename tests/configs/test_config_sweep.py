@@ -27,7 +27,13 @@ CONFIGS = sorted(
 # file-name token -> mmdyn layer class name; order matters ('a2d2c-plus' first).
 LAYER_TOKENS = (('a2d2c-plus', 'A2D2CPlusConv2d'), ('a2d2c', 'A2D2CConv2d'),
                 ('odconv', 'ODConv2d'), ('dyconv', 'DynamicConv2d'),
-                ('condconv', 'CondConv2d'), ('dcd', 'DCDConv2d'), ('static', None))
+                ('condconv', 'CondConv2d'), ('dcd', 'DCDConv2d'), ('dmc', 'DynamicMaskConv2d'),
+                ('static', None))
+# Data roots of the classification datasets (nothing is downloaded).
+DATA_ROOTS = {'CIFAR10': 'data/cifar10', 'CIFAR100': 'data/cifar100', 'ImageNet': 'data/imagenet',
+              'SVHN': 'data/svhn', 'GTSRB': 'data/gtsrb', 'Imagenette': 'data/imagenette2',
+              'Imagewoof': 'data/imagewoof2'}
+SMALL_INPUTS = ('cifar', 'svhn', 'gtsrb')  # 32x32 datasets
 WITH_TEMPERATURE = {'A2D2CPlusConv2d', 'A2D2CConv2d', 'ODConv2d', 'DynamicConv2d'}
 
 
@@ -108,8 +114,8 @@ def _build(cfg):
 
 
 def _mmdyn_layers(model):
-    from mmdyn.ops import LAYERS
-    classes = tuple(LAYERS.values())
+    from mmdyn.ops import LAYERS, MODULES
+    classes = tuple(LAYERS.values()) + (MODULES['DMC'], )
     return [(n, m) for n, m in model.named_modules() if isinstance(m, classes)]
 
 
@@ -125,10 +131,10 @@ def _check_static(cfg, rel):
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         ds = cfg[key].dataset
         assert ds.get('download', None) is not True, f'{rel}: {key} would download'
-        if ds.type == 'CIFAR100':
-            assert ds.download is False and ds.data_root.rstrip('/') == 'data/cifar100'
-        elif ds.type == 'ImageNet':
-            assert ds.data_root == 'data/imagenet'
+        if ds.type in ('CIFAR10', 'CIFAR100'):
+            assert ds.download is False
+        if ds.type in DATA_ROOTS:
+            assert ds.data_root.rstrip('/') == DATA_ROOTS[ds.type], rel
         else:
             assert ds.type == 'CocoDataset' and ds.data_root == 'data/coco/'
     layer = expected_layer(rel)
@@ -148,7 +154,7 @@ def _check_static(cfg, rel):
 
 def _classifier_step(model, cfg, rel):
     from mmpretrain.structures import DataSample
-    size = 32 if 'cifar' in rel else 64
+    size = 32 if any(t in rel for t in SMALL_INPUTS) else 64
     classes = cfg.model.head.num_classes
     x = torch.randn(2, 3, size, size)
     model.eval()
@@ -210,3 +216,34 @@ def test_config(rel):
         grads = [m for _, m in found if any(p.grad is not None for p in m.parameters())]
         assert grads, f'{rel}: no gradient reached the {layer} layers'
     print(f'{rel}: {time.perf_counter() - t0:.1f}s')
+
+
+def test_seed_000_gtsrb_system():
+    """ODConv + the multi-scale fusion neck + the adaptive loss, counts from the data."""
+    cfg = _load('configs/gtsrb/resnet18-odconv-4x-msff-adaptive-loss_8xb16_gtsrb.py')
+    assert cfg.model.backbone.dyn_conv.type == 'ODConv'
+    assert cfg.model.neck.type == 'MultiScaleFusionNeck' and cfg.model.neck.fusion == 'sum'
+    assert tuple(cfg.model.neck.kernel_sizes) == (1, 3, 5, 7)
+    loss = cfg.model.head.loss
+    assert (loss.type, loss.alpha, loss.gamma, loss.balance_factor) == \
+        ('AdaptiveLoss', 0.25, 2.0, 0.999)
+    assert cfg.model.head.num_classes == 43
+    assert 'ClassCountsHook' in [h.type for h in cfg.custom_hooks]
+    splits = [cfg[f'{s}_dataloader'].dataset.split for s in ('train', 'val', 'test')]
+    assert splits == ['train', 'val', 'test']
+
+
+@pytest.mark.parametrize('name, dataset, classes, backbone', [
+    ('dmc-resnet18_8xb16_cifar10', 'CIFAR10', 10, 'DMCResNetCIFAR'),
+    ('dmc-resnet18_8xb16_cifar100', 'CIFAR100', 100, 'DMCResNetCIFAR'),
+    ('dmc-resnet18_8xb16_svhn', 'SVHN', 10, 'DMCResNetCIFAR'),
+    ('dmc-resnet18_8xb32_imagenette', 'Imagenette', 10, 'DMCResNet'),
+    ('dmc-resnet18_8xb32_imagewoof', 'Imagewoof', 10, 'DMCResNet'),
+])
+def test_seed_001_configs(name, dataset, classes, backbone):
+    cfg = _load(f'configs/dmc/{name}.py')
+    assert cfg.model.backbone.type == backbone
+    assert cfg.model.backbone.enhance.type == 'AdaptiveEnhancement'
+    assert cfg.model.head.num_classes == classes == cfg.data_preprocessor.num_classes
+    for split in ('train', 'val', 'test'):
+        assert cfg[f'{split}_dataloader'].dataset.type == dataset

@@ -35,7 +35,7 @@ CODE = textwrap.dedent('''
     torch.set_num_threads(1)
     import mmdyn
     import mmdyn.ops
-    from mmdyn.ops import LAYERS
+    from mmdyn.ops import LAYERS, MODULES
 
     assert mmdyn.__file__.startswith(sys.argv[1]), mmdyn.__file__
     x = torch.randn(2, 4, 6, 6)
@@ -44,9 +44,16 @@ CODE = textwrap.dedent('''
         y = layer(x)
         assert y.shape == (2, 6, 6, 6), (alias, y.shape)
         y.sum().backward()
+    for alias, cls in MODULES.items():
+        # DMC is a conv; AdaptiveEnhancement / MSFF are built like mmcv plugins
+        layer = cls(4, 6, 3) if alias == 'DMC' else cls(in_channels=4)
+        y = layer(x)
+        expected = (2, 6, 6, 6) if alias == 'DMC' else (2, 4, 6, 6)
+        assert y.shape == expected, (alias, y.shape)
+        y.sum().backward()
     leaked = sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED)
     assert not leaked, leaked
-    print('TORCH-ONLY-OK', len(LAYERS))
+    print('TORCH-ONLY-OK', len(LAYERS), len(MODULES))
 ''')
 
 
@@ -58,4 +65,4 @@ def test_mmdyn_ops_needs_only_torch():
     proc = subprocess.run([sys.executable, '-c', CODE, str(ROOT)], cwd=str(ROOT), env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert 'TORCH-ONLY-OK 6' in proc.stdout
+    assert 'TORCH-ONLY-OK 6 3' in proc.stdout

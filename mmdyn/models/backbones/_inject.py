@@ -211,6 +211,11 @@ class ResNetDynMixin(_DynBackboneMixin):
             Default: ``('conv1', 'conv2', 'conv3')``.
         dyn_placement (str | None): Preset, one of :data:`PRESETS`; sets
             ``stage_with_dyn``/``dyn_convs``. Default: None.
+        block_plugins (Sequence[dict] | None): Modules applied to the output
+            of each residual branch *before the residual sum*, e.g.
+            ``[dict(cfg=dict(type='AdaptiveEnhancement'), stages=(True,) * 4)]``
+            (see :func:`add_block_plugins`; mmpretrain blocks only, mmdet's
+            ResNet has its own ``plugins``). Default: None.
         **kwargs: The parent ``ResNet``'s arguments (``depth``,
             ``out_indices``, ``frozen_stages``, ``norm_eval``, ``init_cfg``...).
     """
@@ -218,11 +223,13 @@ class ResNetDynMixin(_DynBackboneMixin):
     def __init__(self, *, dyn_conv: dict = DEFAULT_DYN_CONV,
                  stage_with_dyn: Optional[Sequence[bool]] = None,
                  dyn_convs: Optional[Sequence[str]] = None,
-                 dyn_placement: Optional[str] = None, **kwargs):
+                 dyn_placement: Optional[str] = None,
+                 block_plugins: Optional[Sequence[dict]] = None, **kwargs):
         super().__init__(**kwargs)
         self.stage_with_dyn, self.dyn_convs = resolve_placement(
             self.num_stages, stage_with_dyn, dyn_convs, dyn_placement)
         self.dyn_placement = dyn_placement
+        self.block_plugin_names = add_block_plugins(self, block_plugins)
         self._inject(self._resnet_targets(), dyn_conv)
 
     def _resnet_targets(self) -> List[str]:
@@ -246,6 +253,91 @@ class ResNetDynMixin(_DynBackboneMixin):
                               for n, m in block.downsample.named_modules()
                               if isinstance(m, nn.Conv2d)]
         return names
+
+
+class BeforeResidualSum(nn.Module):
+    """Applies ``plugins`` in order, then the block's original ``drop_path``.
+
+    It takes the place of ``drop_path`` in an mmpretrain ``BasicBlock`` /
+    ``Bottleneck``, whose forward computes ``out = drop_path(norm_last(...));
+    out += identity``: the plugins therefore see the residual branch output
+    (after its last norm) and their result is what is added to the identity.
+    The block's own forward is untouched.
+
+    Args:
+        plugins (Sequence[nn.Module]): Shape-preserving modules.
+        drop_path (nn.Module): The block's ``DropPath`` (or ``Identity``).
+    """
+
+    def __init__(self, plugins: Sequence[nn.Module], drop_path: nn.Module):
+        super().__init__()
+        self.plugins = nn.ModuleList(plugins)
+        self.drop_path = drop_path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for plugin in self.plugins:
+            x = plugin(x)
+        return self.drop_path(x)
+
+
+def add_block_plugins(resnet: nn.Module, block_plugins: Optional[Sequence[dict]]) -> List[str]:
+    """Insert plugin modules before the residual sum of a ResNet's blocks.
+
+    Args:
+        resnet: An mmpretrain ``ResNet`` / ``ResNet_CIFAR`` (blocks with
+            ``drop_path`` and ``out_channels``).
+        block_plugins: Entries ``dict(cfg=dict(type=..., **options),
+            stages=(bool, ...))``; ``cfg`` is built from MMEngine's registries
+            with ``in_channels`` = the block's output channels; ``stages``
+            (default: all) has one bool per stage. Entries are applied in
+            order.
+
+    Returns:
+        list[str]: Dotted names of the inserted plugins.
+
+    Raises:
+        TypeError / ValueError: Malformed entries or a wrong ``stages`` length.
+        TypeError: The blocks have no ``drop_path`` (e.g. mmdet's ResNet; use
+            its ``plugins`` option there).
+    """
+    if not block_plugins:
+        return []
+    from mmengine.registry import MODELS
+    if isinstance(block_plugins, dict) or not isinstance(block_plugins, (list, tuple)):
+        raise TypeError(f'block_plugins must be a list of dict(cfg=..., stages=...), got '
+                        f'{block_plugins!r}')
+    num_stages = len(resnet.res_layers)
+    entries = []
+    for entry in block_plugins:
+        if not isinstance(entry, dict) or not isinstance(entry.get('cfg'), dict) \
+                or 'type' not in entry['cfg']:
+            raise TypeError(f'each block_plugins entry must be dict(cfg=dict(type=...), '
+                            f'stages=...), got {entry!r}')
+        unknown = set(entry) - {'cfg', 'stages'}
+        if unknown:
+            raise ValueError(f'unknown block_plugins keys {sorted(unknown)} in {entry!r} '
+                             "(allowed: 'cfg', 'stages'; plugins always go before the "
+                             'residual sum)')
+        stages = tuple(bool(s) for s in entry.get('stages') or (True, ) * num_stages)
+        if len(stages) != num_stages:
+            raise ValueError(f'block_plugins stages has {len(stages)} entries but the backbone '
+                             f'has {num_stages} stages: {entry!r}')
+        entries.append((entry['cfg'], stages))
+    names = []
+    for stage, layer_name in enumerate(resnet.res_layers):
+        for b, block in enumerate(getattr(resnet, layer_name)):
+            cfgs = [cfg for cfg, stages in entries if stages[stage]]
+            if not cfgs:
+                continue
+            if not hasattr(block, 'drop_path'):
+                raise TypeError(f'block_plugins needs blocks with a drop_path before the '
+                                f'residual sum (mmpretrain ResNet); {type(block).__name__} has '
+                                "none (in mmdet's ResNet use its own plugins= option)")
+            plugins = [MODELS.build(dict(copy.deepcopy(cfg), in_channels=block.out_channels))
+                       for cfg in cfgs]
+            block.drop_path = BeforeResidualSum(plugins, block.drop_path)
+            names += [f'{layer_name}.{b}.drop_path.plugins.{i}' for i in range(len(plugins))]
+    return names
 
 
 class MobileNetV2DynMixin(_DynBackboneMixin):
