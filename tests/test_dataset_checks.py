@@ -49,3 +49,76 @@ def test_train_tool_reports_missing_dataset(tmp_path):
     assert proc.returncode != 0
     assert f'{tmp_path}/coco/annotations/instances_train2017.json' in proc.stderr
     assert 'expected layout: COCO' in proc.stderr
+
+
+def _loader_cfg(split, dataset):
+    return {f'{split}_dataloader': dict(batch_size=1, dataset=dataset)}
+
+
+@pytest.mark.parametrize('dataset,layout', [
+    (dict(type='GTSRB', split='train'), 'GTSRB: DATA_ROOT/Training/000NN/GT-000NN.csv'),
+    (dict(type='GTSRB', split='test'), 'GTSRB: DATA_ROOT/Training/000NN/GT-000NN.csv'),
+    (dict(type='SVHN', split='extra'), 'SVHN: DATA_ROOT/{train,test,extra}_32x32.mat'),
+    (dict(type='mmpretrain.SVHN'), 'SVHN: DATA_ROOT/{train,test,extra}_32x32.mat'),
+    (dict(type='Imagenette', split='val'), 'Imagenette: DATA_ROOT/{train,val}/<wnid>/*.JPEG'),
+    (dict(type='Imagewoof'), 'Imagewoof: DATA_ROOT/{train,val}/<wnid>/*.JPEG'),
+], ids=['gtsrb-train', 'gtsrb-test', 'svhn', 'svhn-scoped', 'imagenette', 'imagewoof'])
+def test_new_dataset_types_missing_root(tmp_path, dataset, layout):
+    root = str(tmp_path / 'nowhere')
+    cfg = _loader_cfg('train', dict(type='RepeatDataset', times=2,
+                                    dataset=dict(dataset, data_root=root)))
+    with pytest.raises(FileNotFoundError) as info:
+        check_dataset_paths(cfg)
+    message = str(info.value)
+    assert f'data root not found: {root}\n' in message
+    assert f'expected layout: {layout}' in message
+
+
+@pytest.mark.parametrize('dataset,made,missing', [
+    (dict(type='GTSRB'), [], 'Training'),
+    (dict(type='GTSRB', split='test'), ['Training/00000/'], 'Final_Test/Images'),
+    (dict(type='GTSRB', split='test'), ['Final_Test/Images/GT-final_test.test.csv'],
+     'Final_Test/Images/GT-final_test.csv'),
+    (dict(type='GTSRB', split='test', test_csv='labels/gt.csv'), ['Final_Test/Images/'],
+     'labels/gt.csv'),
+    (dict(type='SVHN', split='test'), ['train_32x32.mat'], 'test_32x32.mat'),
+    (dict(type='Imagenette', split='val'), ['train/n01440764/'], 'val'),
+], ids=['gtsrb-training', 'gtsrb-test-images', 'gtsrb-test-csv', 'gtsrb-test-csv-option',
+        'svhn-split', 'imagenette-split'])
+def test_new_dataset_types_missing_inside_root(tmp_path, dataset, made, missing):
+    root = tmp_path / 'data'
+    root.mkdir()
+    for rel in made:
+        path = root / rel
+        if rel.endswith('/'):
+            path.mkdir(parents=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    with pytest.raises(FileNotFoundError) as info:
+        check_dataset_paths(_loader_cfg('val', dict(dataset, data_root=str(root))),
+                            splits=('val', ))
+    message = str(info.value)
+    assert f'not found: {osp.join(str(root), missing)}' in message
+    assert f'expected layout: {dataset["type"]}:' in message
+
+
+@pytest.mark.parametrize('dataset,made', [
+    (dict(type='GTSRB'), ['Training/']),
+    (dict(type='GTSRB', split='val'), ['Final_Training/Images/']),
+    (dict(type='GTSRB', split='test'), ['Final_Test/Images/GT-final_test.csv']),
+    (dict(type='GTSRB', split='test'), ['Final_Test/Images/', 'GT-final_test.csv']),
+    (dict(type='SVHN', split='extra'), ['extra_32x32.mat']),
+    (dict(type='Imagewoof', split='val'), ['val/']),
+], ids=['gtsrb-training', 'gtsrb-final-training', 'gtsrb-test-csv-in-images',
+        'gtsrb-test-csv-in-root', 'svhn', 'imagewoof'])
+def test_new_dataset_types_present(tmp_path, dataset, made):
+    for rel in made:
+        path = tmp_path / rel
+        if rel.endswith('/'):
+            path.mkdir(parents=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    check_dataset_paths(_loader_cfg('test', dict(dataset, data_root=str(tmp_path))),
+                        splits=('test', ))  # no error

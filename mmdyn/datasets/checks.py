@@ -16,7 +16,57 @@ LAYOUTS = {
     'CIFAR10': 'CIFAR-10: DATA_ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}',
     'CIFAR100': 'CIFAR-100: DATA_ROOT/cifar-100-python/{train,test,meta}',
     'CustomDataset': 'an image folder: DATA_ROOT/DATA_PREFIX/<class name>/<image files>',
+    'GTSRB': ('GTSRB: DATA_ROOT/Training/000NN/GT-000NN.csv (semicolon-separated '
+              'Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId) with the images '
+              'TTTTT_FFFFF.ppm (track_frame) beside it, NN = 00..42 (DATA_ROOT/Final_Training/'
+              'Images/000NN/ is accepted too); test: DATA_ROOT/Final_Test/Images/*.ppm and the '
+              'labelled GT-final_test.csv (with ClassId) in DATA_ROOT/Final_Test/Images/ or '
+              'DATA_ROOT/'),
+    'SVHN': ('SVHN: DATA_ROOT/{train,test,extra}_32x32.mat (MATLAB v5 files from '
+             'ufldl.stanford.edu/housenumbers: X (32, 32, 3, N) uint8 and y (N, 1) with labels '
+             '1..10, 10 meaning digit 0)'),
+    'Imagenette': ('Imagenette: DATA_ROOT/{train,val}/<wnid>/*.JPEG with the 10 folders '
+                   'n01440764 n02102040 n02979186 n03000684 n03028079 n03394916 n03417042 '
+                   'n03425413 n03445777 n03888257 (an extracted imagenette2[-320|-160].tgz)'),
+    'Imagewoof': ('Imagewoof: DATA_ROOT/{train,val}/<wnid>/*.JPEG with the 10 folders '
+                  'n02086240 n02087394 n02088364 n02089973 n02093754 n02096294 n02099601 '
+                  'n02105641 n02111889 n02115641 (an extracted imagewoof2[-320|-160].tgz)'),
 }
+
+#: Where GTSRB's training folders may be, relative to DATA_ROOT, in order of preference:
+#: ``Training/`` (GTSRB-Training_fixed.zip) or ``Final_Training/Images/``
+#: (GTSRB_Final_Training_Images.zip).
+GTSRB_TRAIN_DIRS = ('Training', osp.join('Final_Training', 'Images'))
+#: The folder of GTSRB's official test images, relative to DATA_ROOT.
+GTSRB_TEST_DIR = osp.join('Final_Test', 'Images')
+#: Where the labelled GTSRB test CSV may be, relative to DATA_ROOT, in order of preference.
+GTSRB_TEST_CSVS = (osp.join(GTSRB_TEST_DIR, 'GT-final_test.csv'), 'GT-final_test.csv')
+
+
+def gtsrb_train_dir(root: str) -> str:
+    """The GTSRB training folder under ``root``: the first of :data:`GTSRB_TRAIN_DIRS`
+    that exists, else ``root/Training`` (which then does not exist)."""
+    for sub in GTSRB_TRAIN_DIRS:
+        if osp.isdir(osp.join(root, sub)):
+            return osp.join(root, sub)
+    return osp.join(root, GTSRB_TRAIN_DIRS[0])
+
+
+def gtsrb_test_csv(root: str) -> str:
+    """The labelled GTSRB test CSV under ``root``: the first of :data:`GTSRB_TEST_CSVS`
+    that exists, else ``root/Final_Test/Images/GT-final_test.csv`` (which then does not
+    exist)."""
+    for sub in GTSRB_TEST_CSVS:
+        if osp.isfile(osp.join(root, sub)):
+            return osp.join(root, sub)
+    return osp.join(root, GTSRB_TEST_CSVS[0])
+
+
+def dataset_type_name(kind) -> str:
+    """The registry name of a dataset ``type`` (a class, ``'GTSRB'`` or a scoped
+    ``'mmpretrain.GTSRB'``) without its scope."""
+    kind = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    return kind.rsplit('.', 1)[-1]
 
 
 def _join(root: str, path: str) -> str:
@@ -25,8 +75,7 @@ def _join(root: str, path: str) -> str:
 
 def _required_paths(dataset: dict) -> Iterator[Tuple[str, str]]:
     """``(path, what)`` pairs a dataset config needs on disk."""
-    kind = dataset.get('type', '')
-    kind = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    kind = dataset_type_name(dataset.get('type', ''))
     root = dataset.get('data_root', '') or ''
     prefix = dataset.get('data_prefix', '')
     if kind == 'CocoDataset' or kind.endswith('CocoDataset'):
@@ -48,6 +97,25 @@ def _required_paths(dataset: dict) -> Iterator[Tuple[str, str]]:
     elif kind == 'CustomDataset':
         sub = prefix if isinstance(prefix, str) else (prefix or {}).get('img_path', '')
         yield _join(root, sub) if sub else root, 'image folder'
+    elif kind == 'GTSRB':
+        yield root, 'data root'
+        if dataset.get('split', 'train') == 'test':
+            yield osp.join(root, GTSRB_TEST_DIR), 'test image folder'
+            csv = dataset.get('test_csv')
+            if csv:
+                yield _join(root, csv), 'labelled test CSV (test_csv)'
+            else:
+                yield gtsrb_test_csv(root), ('labelled test CSV GT-final_test.csv (looked for in '
+                                             + ' and '.join(osp.join(root, sub)
+                                                            for sub in GTSRB_TEST_CSVS) + ')')
+        else:
+            yield gtsrb_train_dir(root), 'training folder'
+    elif kind == 'SVHN':
+        yield root, 'data root'
+        yield osp.join(root, f"{dataset.get('split', 'train')}_32x32.mat"), 'split file'
+    elif kind in ('Imagenette', 'Imagewoof'):
+        yield root, 'data root'
+        yield osp.join(root, dataset.get('split', 'train')), 'split folder'
 
 
 def _datasets(dataset: dict) -> Iterator[dict]:
@@ -82,7 +150,7 @@ def check_dataset_paths(cfg, splits=('train', 'val', 'test')) -> None:
             kind = dataset.get('type', '')
             for path, what in _required_paths(dataset):
                 if path and not osp.exists(path):
-                    layout = LAYOUTS.get(kind if isinstance(kind, str) else '',
+                    layout = LAYOUTS.get(dataset_type_name(kind),
                                          'see the dataset documentation')
                     raise FileNotFoundError(
                         f'{split} dataset ({kind}): {what} not found: {path}\n'
