@@ -88,7 +88,7 @@ fi
 log "installing mmengine, mmdet, mmpretrain and test tools"
 "${PIP[@]}" install -q "mmengine==$MMENGINE_VERSION" "mmdet==$MMDET_VERSION" \
   "mmpretrain==$MMPRETRAIN_VERSION" pycocotools scipy matplotlib tqdm pytest scikit-learn \
-  "$SETUPTOOLS_SPEC" "numpy>=2,<3" opencv-python-headless
+  "$SETUPTOOLS_SPEC" "numpy>=2,<3" opencv-python-headless "PySide6-Essentials==6.12.0"
 # mmengine pulls opencv-python (GUI build); keep only the headless one.
 if "$VPY" -m pip show -q opencv-python >/dev/null 2>&1; then
   "${PIP[@]}" uninstall -q -y opencv-python
@@ -100,7 +100,8 @@ log "verifying the stack"
 "$VPY" - <<'EOF' || die "stack verification failed: see the traceback above"
 import importlib, sys
 for name in ("torch", "torchvision", "mmcv", "mmcv.ops", "mmengine", "mmdet.models",
-             "mmpretrain.models", "pycocotools.coco", "mmdyn.ops", "mmdyn.models"):
+             "mmpretrain.models", "pycocotools.coco", "mmdyn.ops", "mmdyn.models",
+             "PySide6.QtWidgets"):
     importlib.import_module(name)
 import torch, mmcv, mmdet, mmpretrain, mmengine, numpy
 from mmcv.ops import nms  # a compiled op: fails if mmcv was built without ops

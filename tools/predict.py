@@ -1,0 +1,138 @@
+"""Predict with a trained classifier (MMPretrain) or detector (MMDetection) on images.
+
+Usage::
+
+    python tools/predict.py CONFIG CHECKPOINT INPUT [INPUT ...] [--topk 5]
+        [--score-thr 0.3] [--out-dir DIR] [--json FILE] [--device cpu]
+        [--cfg-options KEY=VALUE ...]
+
+``INPUT`` are image files and folders (searched recursively for
+.jpg/.jpeg/.png/.bmp/.ppm/.pgm/.tif/.tiff/.webp). The config's ``default_scope``
+selects the task. Per image it prints the top-k classes with probabilities
+(classification) or the detections above ``--score-thr`` (detection);
+``--out-dir`` receives the annotated images (same relative names, RGB PNG/JPEG
+as the input's extension), ``--json`` all results. An unreadable image is
+reported and skipped; the exit status is then 1. Bad arguments exit with 2.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import pickle
+import sys
+
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Predict classes or detections for images '
+                                     '(mmdyn)')
+    parser.add_argument('config', help='config file (default_scope mmpretrain or mmdet)')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('inputs', nargs='+', metavar='INPUT',
+                        help='image files and/or folders (searched recursively)')
+    parser.add_argument('--topk', type=int, default=5,
+                        help='classes printed per image (classification); default 5')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='keep detections with score >= this (detection); default 0.3')
+    parser.add_argument('--out-dir', help='write the annotated images here')
+    parser.add_argument('--json', dest='json_file', metavar='FILE',
+                        help='write all results to this JSON file')
+    parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda[:N]'")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value pairs')
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file not found: {args.config}')
+    if not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint file not found: {args.checkpoint}')
+    if args.topk < 1:
+        parser.error(f'--topk must be >= 1, got {args.topk}')
+    if not 0.0 <= args.score_thr <= 1.0:
+        parser.error(f'--score-thr must be in [0, 1], got {args.score_thr}')
+    from mmdyn.apis import find_images
+    try:
+        args.images = find_images(args.inputs)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    return args, parser
+
+
+def format_result(result) -> str:
+    """The text printed for one result (indented lines)."""
+    from mmdyn.apis import format_probability
+    if result.task == 'classification':
+        return '\n'.join(f'  {i + 1}. {c.name} (label {c.label}): {format_probability(c.score)}'
+                         for i, c in enumerate(result.topk))
+    if not len(result):
+        return f'  no detection with score >= {result.score_thr:g}'
+    lines = []
+    for i in range(len(result)):
+        x1, y1, x2, y2 = result.bboxes[i]
+        area = '' if result.masks is None else f'  mask {int(result.masks[i].sum())} px'
+        lines.append(f'  {result.names[i]} (label {int(result.labels[i])}) '
+                     f'{result.scores[i]:.3f}  box [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]'
+                     f'{area}')
+    return '\n'.join(lines)
+
+
+def save_rgb(rgb, path: str) -> None:
+    """Save an RGB array; the format follows the extension (PNG if unknown)."""
+    from PIL import Image
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    ext = osp.splitext(path)[1].lower()
+    if ext not in ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm'):
+        path += '.png'
+    Image.fromarray(rgb).save(path)
+
+
+def main(argv=None) -> int:
+    """Run the tool; return the exit status (0 ok, 1 some image failed)."""
+    args, parser = parse_args(argv)
+    from mmdyn.apis import load_model
+    try:
+        predictor = load_model(args.config, args.checkpoint, device=args.device,
+                               cfg_options=args.cfg_options)
+    except (FileNotFoundError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
+        # UnpicklingError: mmdyn's UnsafeCheckpointError (a non-allow-listed pickle)
+        parser.exit(2, f'error: cannot load the model: {err}\n')
+    print(f'{predictor.task} model {type(predictor.model).__name__} '
+          f'({predictor.num_classes} classes from {predictor.classes_source}'
+          f'{", A2D2C layers: %d" % len(predictor.a2d2c_layers) if predictor.is_dynamic else ""})'
+          f'; {len(args.images)} image(s)', flush=True)
+    results, errors = [], []
+    for path, name in args.images:
+        try:
+            result = predictor.predict(path, topk=args.topk, score_thr=args.score_thr)
+        except (FileNotFoundError, ValueError) as err:
+            print(f'{path}: error: {err}', file=sys.stderr, flush=True)
+            errors.append(dict(image=path, error=str(err)))
+            continue
+        print(f'{path}:\n{format_result(result)}', flush=True)
+        entry = dict(image=path, **result.to_dict())
+        if args.out_dir:
+            out = osp.join(args.out_dir, name)
+            save_rgb(predictor.draw(path, result), out)
+            entry['annotated'] = out
+        results.append(entry)
+    if args.json_file:
+        os.makedirs(osp.dirname(osp.abspath(args.json_file)), exist_ok=True)
+        with open(args.json_file, 'w') as f:
+            json.dump(dict(config=args.config, checkpoint=args.checkpoint,
+                           task=predictor.task, classes=list(predictor.classes),
+                           results=results, errors=errors), f, indent=1)
+        print(f'results written to {args.json_file}')
+    if args.out_dir:
+        print(f'annotated images written to {args.out_dir}')
+    if errors:
+        print(f'error: {len(errors)} of {len(args.images)} image(s) could not be read',
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
