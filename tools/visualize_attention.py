@@ -80,48 +80,15 @@ def preprocess(model, chw):
 
 
 def draw_figure(image, record, out_path, title=''):
-    """Draw the four panels for one :class:`A2D2CRecord` and save to ``out_path``."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    """Draw the four panels for one :class:`A2D2CRecord` and save to ``out_path``
+    (:func:`mmdyn.apis.draw_attention_figure`, side by side, 100 dpi)."""
+    import cv2
 
-    from mmdyn.analysis import positions_to_yx
-    feat = record.output[0].float().mean(0).cpu().numpy()
-    attn = record.attention[0].float().cpu().numpy()             # (K, C_out)
-    num_k = attn.shape[0]
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.4),
-                             gridspec_kw=dict(width_ratios=[1, 1, 0.8, 1.6]))
-    axes[0].imshow(image)
-    axes[0].set_title('(a) input')
-    axes[0].axis('off')
-    axes[1].imshow(feat, cmap='viridis')
-    if record.positions is not None:
-        yx = positions_to_yx(record.positions[0], record.out_hw).cpu().numpy()
-        axes[1].scatter(yx[:, 1], yx[:, 0], s=14, c='red', marker='x', linewidths=1.2,
-                        label=f'M={len(yx)} sampled points')
-        axes[1].legend(loc='lower right', fontsize=7)
-    axes[1].set_title(f'(b) output mean over channels {record.out_hw[0]}x{record.out_hw[1]}\n'
-                      f'sampling: {record.sampling}' +
-                      (' (all positions)' if record.positions is None else ''), fontsize=9)
-    axes[1].axis('off')
-    axes[2].bar(range(num_k), attn.mean(1), yerr=attn.std(1), capsize=4, color='tab:blue')
-    axes[2].axhline(1.0 / num_k, color='gray', ls='--', lw=1, label='uniform 1/K')
-    axes[2].set_xticks(range(num_k))
-    axes[2].set_xlabel('kernel k')
-    axes[2].set_ylabel('π (mean ± std over output channels)')
-    axes[2].set_title(f'(c) attention per kernel, T={record.temperature:g}', fontsize=9)
-    axes[2].legend(fontsize=7)
-    im = axes[3].imshow(attn, aspect='auto', cmap='magma', interpolation='nearest')
-    axes[3].set_yticks(range(num_k))
-    axes[3].set_ylabel('kernel k')
-    axes[3].set_xlabel('output channel n')
-    axes[3].set_title('(d) π[k, n] (one weight set per output channel)', fontsize=9)
-    fig.colorbar(im, ax=axes[3], fraction=0.04)
-    fig.suptitle(title or record.name)
-    fig.tight_layout()
+    from mmdyn.apis.drawing import draw_attention_figure
+    rgb = draw_attention_figure(image, record, title=title, dpi=100)
     os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
+    if not cv2.imwrite(out_path, rgb[..., ::-1]):
+        raise OSError(f'could not write {out_path}')
 
 
 def main(argv=None):

@@ -129,7 +129,10 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
             f'are not allow-listed for weights-only loading ({names}). Loading it could '
             'run arbitrary code. If you trust the file, convert it to a plain '
             'state_dict first.') from err
-    except (zipfile.BadZipFile, EOFError, RuntimeError) as err:
+    except (zipfile.BadZipFile, EOFError, RuntimeError, IndexError, KeyError, ValueError,
+            TypeError, AttributeError) as err:
+        # Garbage bytes make torch's legacy unpickler fail in many ways
+        # (e.g. ``IndexError: pop from empty list`` for a text file).
         raise RuntimeError(f'checkpoint {filename} is corrupt or truncated '
                            f'({type(err).__name__}: {err})') from err
 
