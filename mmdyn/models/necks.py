@@ -9,7 +9,7 @@ detector it keeps the maps.
 Registered as ``MultiScaleFusionNeck`` in ``mmpretrain.registry.MODELS`` and
 ``mmdet.registry.MODELS``.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn

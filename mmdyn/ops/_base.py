@@ -63,6 +63,17 @@ def conv_output_hw(in_hw, kernel_size, stride, padding, dilation) -> Tuple[int, 
     return h, w
 
 
+def check_feature_map(name: str, x, channels: int) -> None:
+    """Raise a ``ValueError`` naming module ``name`` unless ``x`` is a
+    ``(B, channels, H, W)`` tensor."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f'{name} expects a 4-D input (B, C, H, W), got {shape}')
+    if x.size(1) != channels:
+        raise ValueError(f'{name} expects an input with {channels} channels, got '
+                         f'{x.size(1)} channels (input shape {tuple(x.shape)})')
+
+
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:
     """``t`` in float32, or kept in float64: attention is never computed in half
     precision (autocast) and never rounded down from float64."""
@@ -144,13 +155,7 @@ class DynamicConvBase(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error for an input this layer cannot convolve."""
         name = type(self).__name__
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f'{name} expects a 4-D input (B, C, H, W), got {shape}')
-        if x.size(1) != self.in_channels:
-            raise ValueError(
-                f'{name} expects an input with {self.in_channels} channels, got '
-                f'{x.size(1)} channels (input shape {tuple(x.shape)})')
+        check_feature_map(name, x, self.in_channels)
         h, w = self.output_size(x.size(2), x.size(3))
         if h < 1 or w < 1:
             raise ValueError(f'{name}: input {tuple(x.shape)} is too small for kernel '

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._base import at_least_float32, check_choice, check_positive_int
+from ._base import at_least_float32, check_choice, check_feature_map, check_positive_int
 
 MODES = ('sequential', 'parallel')
 
@@ -97,14 +97,7 @@ class AdaptiveEnhancement(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error for an input this module cannot reweight."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f'AdaptiveEnhancement expects a 4-D input (B, C, H, W), got '
-                             f'{shape}')
-        if x.size(1) != self.in_channels:
-            raise ValueError(f'AdaptiveEnhancement expects an input with {self.in_channels} '
-                             f'channels, got {x.size(1)} channels (input shape '
-                             f'{tuple(x.shape)})')
+        check_feature_map('AdaptiveEnhancement', x, self.in_channels)
 
     def channel_map(self, x: torch.Tensor) -> torch.Tensor:
         """Channel attention ``(B, C, 1, 1)`` in (0, 1) (requires it enabled)."""

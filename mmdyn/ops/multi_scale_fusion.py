@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
-from ._base import IntOrPair, _pair, check_choice, check_positive_int
+from ._base import IntOrPair, _pair, check_choice, check_feature_map, check_positive_int
 
 FUSIONS = ('sum', 'concat', 'weighted')
 
@@ -119,14 +119,7 @@ class MultiScaleFeatureFusion(nn.Module):
         return None if self.logits is None else torch.softmax(self.logits, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f'MultiScaleFeatureFusion expects a 4-D input (B, C, H, W), '
-                             f'got {shape}')
-        if x.size(1) != self.in_channels:
-            raise ValueError(f'MultiScaleFeatureFusion expects an input with '
-                             f'{self.in_channels} channels, got {x.size(1)} channels '
-                             f'(input shape {tuple(x.shape)})')
+        check_feature_map('MultiScaleFeatureFusion', x, self.in_channels)
         return fuse_scales([conv(x) for conv in self.branches], self.fusion, self.fuse,
                            self.logits)
 

@@ -2,7 +2,6 @@
 formats: MMEngine Runner training (one short epoch), validation and test."""
 import os.path as osp
 
-import pytest
 import torch
 from mmengine.config import Config
 
