@@ -40,7 +40,7 @@ if _REPO_ROOT not in sys.path:
 
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
-from mmdyn.apis.inference import format_probability  # noqa: E402  (no OpenMMLab import yet)
+from mmdyn.apis.drawing import format_probability  # noqa: E402  (no OpenMMLab import yet)
 
 Qt = QtCore.Qt
 TOPK = 5

@@ -53,8 +53,8 @@ from .drawing import (draw_attention_figure, draw_detections, draw_topk, format_
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'TASKS', 'ClassScore', 'ClassificationResult', 'DetectionResult',
-    'Predictor', 'draw_attention_figure', 'find_images', 'format_probability', 'load_model',
-    'read_image', 'resolve_class_names', 'task_of_config'
+    'Predictor', 'find_images', 'load_model', 'read_image', 'resolve_class_names',
+    'task_of_config'
 ]
 
 #: Tasks and the ``default_scope`` each one comes from.
