@@ -96,6 +96,16 @@ def test_enhance_none_and_options_are_passed():
     assert model.layer2[0].drop_path.plugins[0].mode == 'parallel'
 
 
+def test_placement_preset_moves_the_enhancement_with_the_dmc_layers():
+    model = _build(dict(TINY, type='DMCResNetCIFAR', dyn_placement='terminal'))
+    assert model.dyn_conv_names == ['layer2.0.conv1', 'layer2.0.conv2', 'layer2.1.conv1',
+                                    'layer2.1.conv2']
+    assert model.block_plugin_names == ['layer2.0.drop_path.plugins.0',
+                                        'layer2.1.drop_path.plugins.0']
+    with pytest.raises(ValueError, match='conflicts with the explicit dyn_convs'):
+        _build(dict(TINY, type='DMCResNetCIFAR', dyn_placement='terminal', dyn_convs=('conv2', )))
+
+
 def test_static_params_are_mmpretrain_resnet_cifar_params():
     """Everything outside the DMC convs and the plugins is the framework's network."""
     dmc = _build(dict(TINY, type='DMCResNetCIFAR'))

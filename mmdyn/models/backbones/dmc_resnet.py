@@ -33,7 +33,7 @@ from mmpretrain.models.backbones import ResNet as MMPretrainResNet
 from mmpretrain.models.backbones import ResNet_CIFAR as MMPretrainResNetCIFAR
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
-from ._inject import ResNetDynMixin
+from ._inject import ResNetDynMixin, resolve_placement
 
 DEFAULT_DMC = dict(type='DMC')
 DEFAULT_ENHANCE = dict(type='AdaptiveEnhancement')
@@ -45,9 +45,10 @@ class DMCResNetMixin(ResNetDynMixin):
     Args:
         dyn_conv (dict): Layer replacing the selected block convs.
             Default: ``dict(type='DMC')``.
-        dyn_convs (Sequence[str]): Which block convs. Default: ``('conv2',)``.
+        dyn_convs (Sequence[str] | None): Which block convs. Default:
+            ``('conv2',)``, or the preset's when ``dyn_placement`` is given.
         enhance (dict | None): Module applied before every residual sum (of
-            the stages in ``stage_with_dyn``), built with
+            the stages with DMC layers: ``stage_with_dyn`` or the preset's), built with
             ``in_channels`` = the block's output channels. Default:
             ``dict(type='AdaptiveEnhancement')``; None: no enhancement.
         block_plugins (Sequence[dict] | None): Further plugins, applied after
@@ -56,21 +57,24 @@ class DMCResNetMixin(ResNetDynMixin):
     """
 
     def __init__(self, *, dyn_conv: dict = DEFAULT_DMC,
-                 dyn_convs: Optional[Sequence[str]] = ('conv2', ),
+                 dyn_convs: Optional[Sequence[str]] = None,
                  enhance: Optional[dict] = DEFAULT_ENHANCE,
                  block_plugins: Optional[Sequence[dict]] = None,
-                 stage_with_dyn: Optional[Sequence[bool]] = None, **kwargs):
+                 stage_with_dyn: Optional[Sequence[bool]] = None,
+                 dyn_placement: Optional[str] = None, **kwargs):
         if enhance is not None and (not isinstance(enhance, dict) or 'type' not in enhance):
             raise TypeError(f'enhance must be a module config dict with a "type" key or None, '
                             f'got {enhance!r}')
+        if dyn_convs is None and dyn_placement is None:
+            dyn_convs = ('conv2', )
         plugins = list(block_plugins or [])
         if enhance is not None:
-            entry = dict(cfg=copy.deepcopy(enhance))
-            if stage_with_dyn is not None:
-                entry['stages'] = tuple(stage_with_dyn)
-            plugins.insert(0, entry)
+            # The enhancement follows the DMC stages (explicit or from a preset).
+            stages, _ = resolve_placement(kwargs.get('num_stages', 4), stage_with_dyn,
+                                          dyn_convs, dyn_placement)
+            plugins.insert(0, dict(cfg=copy.deepcopy(enhance), stages=stages))
         super().__init__(dyn_conv=dyn_conv, dyn_convs=dyn_convs, stage_with_dyn=stage_with_dyn,
-                         block_plugins=plugins, **kwargs)
+                         dyn_placement=dyn_placement, block_plugins=plugins, **kwargs)
         self.enhance_cfg = copy.deepcopy(enhance)
 
 
