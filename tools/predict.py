@@ -101,7 +101,8 @@ def main(argv=None) -> int:
         parser.exit(2, f'error: cannot load the model: {err}\n')
     print(f'{predictor.task} model {type(predictor.model).__name__} '
           f'({predictor.num_classes} classes from {predictor.classes_source}'
-          f'{", A2D2C layers: %d" % len(predictor.a2d2c_layers) if predictor.is_dynamic else ""})'
+          f'{", A2D2C layers: %d" % len(predictor.a2d2c_layers) if predictor.a2d2c_layers else ""}'
+          f'{", DMC layers: %d" % len(predictor.dmc_layers) if predictor.dmc_layers else ""})'
           f'; {len(args.images)} image(s)', flush=True)
     results, errors = [], []
     for path, name in args.images:

@@ -14,9 +14,12 @@ window). It shows
   for a classifier with the top-k text drawn on it),
 * a table of the top-5 classes with their probabilities (classifier) or of the
   detections (detector),
-* for dynamic-convolution models with A2D2C / A2D2C+ layers an "Attention" tab:
-  the chosen layer's output with its sampled points and the per-kernel
-  attention π (the paper's Fig. 4),
+* for dynamic-convolution models an "Attention" tab with a layer selector: for
+  an A2D2C / A2D2C+ layer its output with its sampled points and the
+  per-kernel attention π (the paper's Fig. 4; the "Sampling" choice applies),
+  for a dynamic mask convolution (DMC) layer each branch's dynamic mask (with
+  its dilation) and its block's adaptive-enhancement pixel and channel
+  attention (the "Sampling" choice is disabled),
 * a status bar; errors (missing files, a checkpoint that does not fit the
   config, an unreadable image) are shown there and in red in the window, never
   as a crash.
@@ -104,8 +107,9 @@ class MainWindow(QtWidgets.QMainWindow):
     Widgets (attributes): ``config_edit``, ``checkpoint_edit`` (paths),
     ``config_button``, ``checkpoint_button``, ``load_button``, ``open_button``,
     ``save_button``, ``score_spin`` (detection threshold), ``tabs`` with
-    ``image_label`` (annotated image) and ``attention_label`` (+ ``layer_combo``,
-    ``sampling_combo``), ``prediction_label`` (top-1 or detection count),
+    ``image_label`` (annotated image) and ``attention_label`` (+ ``layer_combo``
+    listing the A2D2C and DMC layers, ``sampling_combo``, enabled for A2D2C
+    layers only), ``prediction_label`` (top-1 or detection count),
     ``topk_table``, ``model_info``, ``error_label`` and the status bar ``status``.
 
     State: ``predictor`` (:class:`mmdyn.apis.Predictor` or ``None``),
@@ -175,16 +179,19 @@ class MainWindow(QtWidgets.QMainWindow):
         actions.addWidget(self.score_spin)
 
         self.image_label = ImageView('Open an image (button, File menu or drag and drop)')
-        self.attention_label = ImageView('Load a model with A2D2C layers and open an image')
+        self.attention_label = ImageView('Load a model with A2D2C or DMC layers and open an '
+                                         'image')
         self.layer_combo = QtWidgets.QComboBox()
         self.layer_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToContents)
         self.sampling_combo = QtWidgets.QComboBox()
+        self.sampling_combo.setToolTip('point sampling of A2D2C layers (not used by DMC '
+                                       'layers)')
         for text, value in SAMPLING_CHOICES:
             self.sampling_combo.addItem(text, value)
         self.layer_combo.currentIndexChanged.connect(lambda _i: self.update_attention())
         self.sampling_combo.currentIndexChanged.connect(lambda _i: self.update_attention())
         att_bar = QtWidgets.QHBoxLayout()
-        att_bar.addWidget(QtWidgets.QLabel('A2D2C layer'))
+        att_bar.addWidget(QtWidgets.QLabel('Layer'))
         att_bar.addWidget(self.layer_combo, 1)
         att_bar.addWidget(QtWidgets.QLabel('Sampling'))
         att_bar.addWidget(self.sampling_combo)
@@ -194,7 +201,7 @@ class MainWindow(QtWidgets.QMainWindow):
         att_layout.addWidget(self.attention_label, 1)
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.image_label, 'Prediction')
-        self.tabs.addTab(att_page, 'Attention (A2D2C)')
+        self.tabs.addTab(att_page, 'Attention')
         self.tabs.setTabEnabled(1, False)
 
         self.topk_table = QtWidgets.QTableWidget(0, 2)
@@ -351,8 +358,14 @@ class MainWindow(QtWidgets.QMainWindow):
             ['Class', 'Score', 'Box (x1, y1, x2, y2)'] if detection else ['Class', 'Probability'])
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
-        self.layer_combo.addItems(list(predictor.a2d2c_layers))
+        for name in predictor.attention_layers:
+            kind = predictor.layer_kind(name)
+            self.layer_combo.addItem(name, kind)
+            self.layer_combo.setItemData(self.layer_combo.count() - 1,
+                                         'A2D2C layer' if kind == 'a2d2c' else
+                                         'DMC layer (dynamic masks)', Qt.ToolTipRole)
         self.layer_combo.blockSignals(False)
+        self._update_sampling_enabled()
         self.tabs.setTabEnabled(1, predictor.is_dynamic)
         if not predictor.is_dynamic:
             self.tabs.setCurrentIndex(0)
@@ -361,8 +374,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_info.setText(
             f'{predictor.task}: {type(predictor.model).__name__}, {predictor.num_classes} '
             f'classes ({predictor.classes_source}); '
-            + (f'{len(predictor.a2d2c_layers)} A2D2C layers' if predictor.is_dynamic
-               else 'static (no A2D2C layer)') + temp
+            + (self._layer_summary(predictor) if predictor.is_dynamic
+               else 'static (no A2D2C or DMC layer)') + temp
             + f'\n{osp.basename(config)}\n{osp.basename(checkpoint)}')
         self.status.showMessage(f'Loaded {osp.basename(checkpoint)} ({predictor.task}) in '
                                 f'{time.time() - start:.1f} s')
@@ -426,18 +439,39 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status.showMessage(f'{osp.basename(self.image_path)}: {what} '
                                     f'[{time.time() - start:.2f} s]')
 
+    @staticmethod
+    def _layer_summary(predictor) -> str:
+        parts = []
+        if predictor.a2d2c_layers:
+            parts.append(f'{len(predictor.a2d2c_layers)} A2D2C layers')
+        if predictor.dmc_layers:
+            parts.append(f'{len(predictor.dmc_layers)} DMC layers')
+        return ', '.join(parts)
+
+    def _current_layer_is_dmc(self) -> bool:
+        return self.layer_combo.currentData() == 'dmc'
+
+    def _update_sampling_enabled(self) -> None:
+        """The sampling choice only applies to A2D2C layers."""
+        enabled = self.layer_combo.count() > 0 and not self._current_layer_is_dmc()
+        self.sampling_combo.setEnabled(enabled)
+
     def update_attention(self) -> None:
-        """Redraw the attention tab for the current image, layer and sampling."""
+        """Redraw the attention tab for the current image, layer and sampling
+        (the sampling is passed for A2D2C layers only)."""
         predictor = self.predictor
         self.attention_image = None
+        self._update_sampling_enabled()
         if predictor is None or self.image_path is None:
             return
         if not predictor.is_dynamic:
-            self.attention_label.show_text('Static model: no A2D2C layer, no attention.')
+            self.attention_label.show_text('Static model: no A2D2C or DMC layer, no '
+                                           'attention.')
             return
         layer = self.layer_combo.currentText() or None
+        sampling = None if self._current_layer_is_dmc() else self.sampling_combo.currentData()
         figure = self._run('attention failed', predictor.attention, self.image_path, layer,
-                           self.sampling_combo.currentData(), 0, 'grid')
+                           sampling, 0, 'grid')
         if figure is None:
             self.attention_label.show_text('Attention could not be computed (see the error).')
             return

@@ -1,12 +1,12 @@
-"""Drawing for :mod:`mmdyn.apis` (no Qt): top-k text, detections and the A2D2C
-attention figure. Inputs are BGR ``uint8`` images as OpenMMLab reads them; every
+"""Drawing for :mod:`mmdyn.apis` (no Qt): top-k text, detections, the A2D2C
+attention figure and the DMC mask figure. Inputs are BGR ``uint8`` images as OpenMMLab reads them; every
 function returns an **RGB** ``uint8`` array."""
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 __all__ = ['format_probability', 'palette', 'draw_topk', 'draw_detections',
-           'draw_attention_figure']
+           'draw_attention_figure', 'draw_dmc_figure']
 
 
 def format_probability(p: float) -> str:
@@ -214,6 +214,118 @@ def draw_attention_figure(image: np.ndarray, record, title: str = '', dpi: int =
     ax_map.set_xlabel('output channel n')
     ax_map.set_title('(d) π[k, n]', fontsize=9)
     fig.colorbar(im, ax=ax_map, fraction=0.04)
+    fig.suptitle(title or record.name)
+    fig.tight_layout()
+    canvas.draw()
+    return np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[..., :3])
+
+
+def _dilation_text(dilation) -> str:
+    dh, dw = dilation
+    return f'{dh}' if dh == dw else f'{dh}x{dw}'
+
+
+def draw_dmc_figure(image: np.ndarray, record, title: str = '', dpi: int = 80,
+                    layout: str = 'row') -> np.ndarray:
+    """Render what one dynamic mask convolution (DMC) layer attends to.
+
+    Panels: the input image; each branch's dynamic mask (``mask='spatial'``:
+    the ``H' x W'`` map, colours scaled to its own range (given in the title,
+    with the branch's dilation) so that its structure shows;
+    ``mask='channel'``: a bar plot of the per-channel mask); for
+    ``mask='none'`` one panel saying that the layer has no dynamic masks; then,
+    if the block has an AdaptiveEnhancement, its pixel attention map (own
+    range) and its channel attention (bars on [0, 1]). Uses a stand-alone matplotlib ``Figure`` (Agg
+    canvas, no pyplot state), so it is safe inside a Qt application.
+
+    Args:
+        image: RGB ``uint8`` ``(H, W, 3)`` shown in the first panel.
+        record: :class:`mmdyn.analysis.DMCRecord` (its first sample is drawn).
+        title: Figure title (default: the layer name).
+        dpi: Resolution. Default 80.
+        layout: ``'row'`` (default): all panels side by side, 4 x 4.2 inches
+            each; ``'grid'``: up to 3 panels a row, 3.6 x 3.4 inches each (fits
+            a window pane better).
+
+    Returns:
+        The figure as an RGB ``uint8`` array.
+
+    Raises:
+        ValueError: Unknown ``layout``, or a record whose masks and dilations
+            disagree in number.
+    """
+    import math
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from mmdyn.ops._base import check_choice
+    check_choice('layout', layout, ('row', 'grid'))
+    if record.masks and len(record.masks) != len(record.branch_dilations):
+        raise ValueError(f'record {record.name!r} has {len(record.masks)} masks but '
+                         f'{len(record.branch_dilations)} branch dilations')
+    panels = ['image']
+    panels += [('mask', i) for i in range(len(record.masks))] or ['nomask']
+    if record.pixel_attention is not None:
+        panels.append('pixel')
+    if record.channel_attention is not None:
+        panels.append('channel')
+    num = len(panels)
+    if layout == 'row':
+        rows, cols = 1, num
+        fig = Figure(figsize=(4.0 * num, 4.2), dpi=dpi)
+    else:
+        cols = min(3, num)
+        rows = math.ceil(num / cols)
+        fig = Figure(figsize=(3.6 * cols, 3.4 * rows), dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[num:]:
+        ax.axis('off')
+    for letter, (ax, panel) in zip('abcdefghijklmnopqrstuvwxyz', zip(axes, panels)):
+        if panel == 'image':
+            ax.imshow(image)
+            ax.set_title(f'({letter}) input')
+            ax.axis('off')
+        elif panel == 'nomask':
+            ax.text(0.5, 0.5, f"mask='{record.mask_kind}':\nno dynamic masks\n"
+                    f"({len(record.branch_dilations)} branches fused unmasked,\n"
+                    f"dilations {', '.join(_dilation_text(d) for d in record.branch_dilations)})",
+                    ha='center', va='center', fontsize=10, transform=ax.transAxes)
+            ax.set_title(f'({letter}) branch masks', fontsize=9)
+            ax.axis('off')
+        elif panel == 'pixel':
+            pix = record.pixel_attention[0, 0].float().cpu().numpy()
+            im = ax.imshow(pix, cmap='magma', interpolation='nearest')
+            ax.set_title(f'({letter}) enhancement pixel attention {pix.shape[0]}x'
+                         f'{pix.shape[1]}\nrange [{pix.min():.3f}, {pix.max():.3f}]',
+                         fontsize=9)
+            ax.axis('off')
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        elif panel == 'channel':
+            ch = record.channel_attention[0].flatten().float().cpu().numpy()
+            ax.bar(range(len(ch)), ch, color='tab:green', width=0.9)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel('channel c')
+            ax.set_ylabel('attention')
+            ax.set_title(f'({letter}) enhancement channel attention\nmean {ch.mean():.3f}',
+                         fontsize=9)
+        else:
+            i = panel[1]
+            dil = _dilation_text(record.branch_dilations[i])
+            mask = record.masks[i][0].float().cpu().numpy()     # (1, H', W') or (C, 1, 1)
+            if record.mask_kind == 'spatial':
+                im = ax.imshow(mask[0], cmap='viridis', interpolation='nearest')
+                ax.axis('off')
+                fig.colorbar(im, ax=ax, fraction=0.046)
+            else:
+                values = mask.reshape(-1)
+                ax.bar(range(len(values)), values, color='tab:blue', width=0.9)
+                ax.set_ylim(0, 1)
+                ax.set_xlabel('output channel c')
+                ax.set_ylabel('mask')
+            ax.set_title(f'({letter}) branch {i} {record.mask_kind} mask, dilation {dil}\n'
+                         f'range [{mask.min():.3f}, {mask.max():.3f}]', fontsize=9)
     fig.suptitle(title or record.name)
     fig.tight_layout()
     canvas.draw()

@@ -12,6 +12,11 @@ knows the task, the class names and the test pipeline::
     annotated = predictor.draw('digit.png', result)    # RGB uint8 array
     figure = predictor.attention('digit.png')         # RGB array, None if static
 
+:meth:`Predictor.attention` draws, for a chosen layer, what an A2D2C / A2D2C+
+layer attends to (sampled points and attention π) or, for a dynamic mask
+convolution (DMC) layer, each branch's dynamic mask and its block's adaptive
+enhancement maps.
+
 The task follows the config's ``default_scope``: ``'mmpretrain'`` ->
 classification, ``'mmdet'`` (also when absent, as ``tools/train.py``) ->
 detection. Preprocessing is the frameworks' own: MMPretrain's
@@ -48,8 +53,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .drawing import (draw_attention_figure, draw_detections, draw_topk, format_probability,
-                      palette)
+from .drawing import (draw_attention_figure, draw_detections, draw_dmc_figure, draw_topk,
+                      format_probability, palette)
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'TASKS', 'ClassScore', 'ClassificationResult', 'DetectionResult',
@@ -561,6 +566,7 @@ class Predictor:
     def __init__(self, cfg, model, task: str, classes: Sequence[str], classes_source: str,
                  checkpoint: Optional[str], device: torch.device):
         from mmdyn.analysis.attention import find_a2d2c_layers
+        from mmdyn.analysis.dmc_masks import find_dmc_layers
         from mmdyn.engine.hooks import set_model_temperature
         self.cfg = cfg
         self.task = task
@@ -575,6 +581,7 @@ class Predictor:
             set_model_temperature(model, self.temperature)
         self.model = model.to(device).eval()
         self._layers = find_a2d2c_layers(self.model)
+        self._dmc_layers = find_dmc_layers(self.model)
         self.palette = palette(len(self.classes))
         from mmengine.registry import DefaultScope
         with DefaultScope.overwrite_default_scope(self.scope):
@@ -592,7 +599,8 @@ class Predictor:
     def __repr__(self) -> str:
         return (f'Predictor(task={self.task!r}, model={type(self.model).__name__}, '
                 f'classes={len(self.classes)}, checkpoint={self.checkpoint!r}, '
-                f'device={str(self.device)!r}, a2d2c_layers={len(self._layers)})')
+                f'device={str(self.device)!r}, a2d2c_layers={len(self._layers)}, '
+                f'dmc_layers={len(self._dmc_layers)})')
 
     # ------------------------------------------------------------ properties
     @property
@@ -605,9 +613,44 @@ class Predictor:
         return dict(self._layers)
 
     @property
+    def dmc_layers(self) -> Dict[str, torch.nn.Module]:
+        """The model's dynamic mask convolution (``DynamicMaskConv2d``) layers by
+        module name (empty: no DMC layer)."""
+        return dict(self._dmc_layers)
+
+    @property
+    def attention_layers(self) -> Dict[str, torch.nn.Module]:
+        """Every layer :meth:`attention` can show: the A2D2C / A2D2C+ and the DMC
+        layers, by module name in model order."""
+        return {n: m for n, m in self.model.named_modules()
+                if n in self._layers or n in self._dmc_layers}
+
+    @property
     def is_dynamic(self) -> bool:
-        """Whether the model has A2D2C / A2D2C+ layers (attention can be shown)."""
-        return bool(self._layers)
+        """Whether the model has A2D2C / A2D2C+ or DMC layers (attention can be shown)."""
+        return bool(self._layers) or bool(self._dmc_layers)
+
+    def layer_kind(self, layer: str) -> str:
+        """``'a2d2c'`` or ``'dmc'``: which kind of attention layer ``layer`` is.
+
+        Raises:
+            ValueError: ``layer`` is neither (the message lists the available names).
+        """
+        if layer in self._layers:
+            return 'a2d2c'
+        if layer in self._dmc_layers:
+            return 'dmc'
+        raise ValueError(f'{layer!r} is not an A2D2C or DMC layer of the model; available: '
+                         f'{list(self.attention_layers)}')
+
+    def _default_layer(self) -> str:
+        """The first A2D2C layer, else the first DMC layer (static model: error)."""
+        if self._layers:
+            return next(iter(self._layers))
+        if self._dmc_layers:
+            return next(iter(self._dmc_layers))
+        raise ValueError(f'the model of {self.config_path} has no A2D2C/A2D2C+ or DMC layer '
+                         f'(static convolutions): no attention to show')
 
     # ------------------------------------------------------------- pipelines
     def _detection_pipeline(self):
@@ -728,37 +771,41 @@ class Predictor:
     # ------------------------------------------------------------- attention
     def record_attention(self, image: ImageInput, layer: Optional[str] = None,
                          sampling: Optional[str] = None, seed: int = 0):
-        """Record one A2D2C layer while the backbone (and neck) run on ``image``.
+        """Record one A2D2C or DMC layer while the backbone (and neck) run on ``image``.
 
         The image goes through the same test pipeline and data preprocessor as
         in :meth:`predict`; :class:`mmdyn.analysis.A2D2CAttentionRecorder`
-        hooks the layer during ``model.extract_feat``.
+        hooks an A2D2C layer during ``model.extract_feat``. A DMC layer is
+        recorded by :meth:`record_dmc`.
 
         Args:
             image: Path or BGR array.
-            layer: A2D2C layer name (:attr:`a2d2c_layers`); default the first.
-            sampling: ``None`` (default) records what inference does (each
-                layer's ``eval_sampling``); ``'random'``, ``'fixed'`` or
-                ``'none'`` temporarily set every layer's ``eval_sampling``, e.g.
-                ``'random'`` to see M sampled points as in the paper's Fig. 4.
+            layer: Layer name (:attr:`attention_layers`); default the first
+                A2D2C layer, or the first DMC layer when there is none.
+            sampling: A2D2C only. ``None`` (default) records what inference
+                does (each layer's ``eval_sampling``); ``'random'``, ``'fixed'``
+                or ``'none'`` temporarily set every layer's ``eval_sampling``,
+                e.g. ``'random'`` to see M sampled points as in the paper's
+                Fig. 4. Must be ``None`` for a DMC layer.
             seed: Seed of the point sampling (the global RNG is not disturbed).
 
         Returns:
-            :class:`mmdyn.analysis.A2D2CRecord` (batch of one).
+            :class:`mmdyn.analysis.A2D2CRecord` or, for a DMC layer,
+            :class:`mmdyn.analysis.DMCRecord` (batch of one).
 
         Raises:
-            ValueError: A static model, an unknown layer or sampling.
+            ValueError: A static model, an unknown layer or sampling, or a
+                sampling given for a DMC layer.
         """
         from mmdyn.analysis.attention import A2D2CAttentionRecorder
         from mmdyn.ops._base import check_choice
         from mmdyn.ops.a2d2c_conv2d import SAMPLING_MODES
-        if not self._layers:
-            raise ValueError(f'the model of {self.config_path} has no A2D2C/A2D2C+ layer '
-                             f'(static convolutions): no attention to show')
-        name = layer or next(iter(self._layers))
-        if name not in self._layers:
-            raise ValueError(f'{name!r} is not an A2D2C layer of the model; available: '
-                             f'{list(self._layers)}')
+        name = layer or self._default_layer()
+        if self.layer_kind(name) == 'dmc':
+            if sampling is not None:
+                raise ValueError(f'sampling={sampling!r} applies to A2D2C layers only; '
+                                 f'{name!r} is a DMC layer (pass sampling=None)')
+            return self.record_dmc(image, name)
         if sampling is not None:
             check_choice('sampling', sampling, SAMPLING_MODES)
         img = read_image(image)
@@ -782,19 +829,68 @@ class Predictor:
             raise RuntimeError(f'layer {name!r} was not called by extract_feat')
         return rec.records[name][0]
 
+    def record_dmc(self, image: ImageInput, layer: Optional[str] = None):
+        """Record one DMC layer's dynamic masks (and its block's adaptive
+        enhancement maps) while the backbone (and neck) run on ``image``.
+
+        Same preprocessing as :meth:`record_attention`;
+        :class:`mmdyn.analysis.DMCMaskRecorder` captures the inputs of the
+        layer and of the enhancement with forward pre-hooks during
+        ``model.extract_feat`` and evaluates ``layer.masks(x)`` /
+        ``attention_maps(y)`` on them under ``torch.no_grad()``.
+
+        Args:
+            image: Path or BGR array.
+            layer: DMC layer name (:attr:`dmc_layers`); default the first.
+
+        Returns:
+            :class:`mmdyn.analysis.DMCRecord` (batch of one).
+
+        Raises:
+            ValueError: The model has no DMC layer, or ``layer`` is not one.
+        """
+        from mmdyn.analysis.dmc_masks import DMCMaskRecorder
+        if not self._dmc_layers:
+            raise ValueError(f'the model of {self.config_path} has no DMC '
+                             f'(DynamicMaskConv2d) layer: no dynamic masks to show')
+        name = layer or next(iter(self._dmc_layers))
+        if name not in self._dmc_layers:
+            raise ValueError(f'{name!r} is not a DMC layer of the model; available: '
+                             f'{list(self._dmc_layers)}')
+        img = read_image(image)
+        from mmengine.registry import DefaultScope
+        with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad():
+            inputs = self._model_inputs(img)
+            with DMCMaskRecorder(self.model, name) as rec:
+                self.model.extract_feat(inputs)
+        if not rec.records:
+            raise RuntimeError(f'layer {name!r} was not called by extract_feat')
+        return rec.records[0]
+
     def attention(self, image: ImageInput, layer: Optional[str] = None,
                   sampling: Optional[str] = None, seed: int = 0,
                   layout: str = 'row') -> Optional[np.ndarray]:
-        """Figure of what one A2D2C layer does on ``image`` (see
-        :func:`draw_attention_figure`, ``layout`` 'row' or 'grid'), or ``None``
+        """Figure of what one A2D2C or DMC layer does on ``image``, or ``None``
         for a static model.
 
-        Other arguments as :meth:`record_attention`. Returns an RGB ``uint8`` array.
+        An A2D2C layer gives :func:`draw_attention_figure` (sampled points and
+        attention π), a DMC layer :func:`draw_dmc_figure` (each branch's
+        dynamic mask, and the block's enhancement pixel and channel attention);
+        ``layout`` is 'row' or 'grid'. The default layer is the first A2D2C
+        layer, else the first DMC layer.
+
+        Other arguments as :meth:`record_attention` (``sampling`` must be
+        ``None`` for a DMC layer). Returns an RGB ``uint8`` array.
         """
-        if not self._layers:
+        if not self.is_dynamic:
             return None
+        from mmdyn.ops._base import check_choice
+        check_choice('layout', layout, ('row', 'grid'))
         record = self.record_attention(image, layer, sampling, seed)
         rgb = read_image(image)[..., ::-1]
+        if self.layer_kind(record.name) == 'dmc':
+            kind = type(self._dmc_layers[record.name]).__name__
+            return draw_dmc_figure(rgb, record, title=f'{record.name} ({kind})', layout=layout)
         kind = type(self._layers[record.name]).__name__
         return draw_attention_figure(rgb, record, title=f'{record.name} ({kind})',
                                      layout=layout)

@@ -1,6 +1,6 @@
 """mmdyn.apis (load_model / Predictor) and tools/predict.py on a tiny CIFAR-stem
-ResNet classifier (static and A2D2C+, random weights, generated 32x32 images) and
-the demo Mask R-CNN R18 A2D2C+ detector (random weights)."""
+ResNet classifier (static, A2D2C+ and DMC, random weights, generated 32x32 images)
+and the demo Mask R-CNN R18 A2D2C+ detector (random weights)."""
 import importlib.util
 import json
 import os
@@ -35,6 +35,26 @@ def write_config(path, data_root, num_classes=len(NAMES), conv_cfg=A2D2C):
         text = f.read()
     text = text.replace('{data_root}', str(data_root)).replace(
         '{num_classes}', str(num_classes)).replace('{conv_cfg}', conv_cfg)
+    with open(path, 'w') as f:
+        f.write(text)
+    return str(path)
+
+
+def write_dmc_config(path, data_root, num_classes=len(NAMES), mask='spatial',
+                     enhance="dict(type='AdaptiveEnhancement')"):
+    """The tiny classifier template with a ``DMCResNetCIFAR`` backbone (2 stages,
+    8 base channels): DMC layers with ``mask`` and the ``enhance`` config text
+    (``'None'``: no AdaptiveEnhancement)."""
+    with open(TEMPLATE) as f:
+        text = f.read()
+    backbone = "type='ResNet_CIFAR'"
+    assert text.count(backbone) == 1 and text.count('conv_cfg={conv_cfg}') == 1
+    text = text.replace(backbone, "type='DMCResNetCIFAR'").replace(
+        'conv_cfg={conv_cfg}',
+        f"dyn_conv=dict(type='DMC', branch_dilations=(1, 2, 3), mask={mask!r}), "
+        f'enhance={enhance}')
+    text = text.replace('{data_root}', str(data_root)).replace('{num_classes}',
+                                                               str(num_classes))
     with open(path, 'w') as f:
         f.write(text)
     return str(path)
@@ -359,3 +379,115 @@ def test_detection_predict_draw_and_cli(det, capsys):
     assert 'detection model MaskRCNN (3 classes' in text and 'box [' in text
     with open(out_json) as f:
         assert len(json.load(f)['results'][0]['detections']) == len(everything)
+
+
+@pytest.fixture(scope='module')
+def dmc(cls):
+    tmp = cls['tmp']
+    spatial = write_dmc_config(tmp / 'dmc.py', cls['data'])
+    channel = write_dmc_config(tmp / 'dmc_channel.py', cls['data'], mask='channel',
+                               enhance="dict(type='AdaptiveEnhancement', "
+                                       "pixel_attention=False)")
+    plain = write_dmc_config(tmp / 'dmc_none.py', cls['data'], mask='none', enhance='None')
+    return dict(spatial=spatial, spatial_ckpt=save_random_checkpoint(spatial, tmp / 'dmc.pth'),
+                channel=channel,
+                channel_ckpt=save_random_checkpoint(channel, tmp / 'dmc_channel.pth', seed=2),
+                none=plain, none_ckpt=save_random_checkpoint(plain, tmp / 'dmc_none.pth', seed=3))
+
+
+def _captured_input(predictor, image, name):
+    """The input of module ``name`` during an independent preprocessed forward
+    (the model's data preprocessor on the BGR image, as OpenMMLab loads it)."""
+    rgb = np.asarray(Image.open(image).convert('RGB'))
+    chw = torch.from_numpy(rgb[..., ::-1].copy()).permute(2, 0, 1)
+    model = predictor.model
+    seen = []
+    handle = model.get_submodule(name).register_forward_hook(
+        lambda m, args, out: seen.append(args[0].detach().clone()))
+    try:
+        with torch.no_grad():
+            x = model.data_preprocessor(dict(inputs=[chw], data_samples=None),
+                                        False)['inputs']
+            model.extract_feat(x)
+    finally:
+        handle.remove()
+    assert len(seen) == 1
+    return seen[0]
+
+
+def test_dmc_predictor_records_masks_and_enhancement(cls, dmc):
+    from mmdyn.analysis import DMCRecord
+    from mmdyn.apis import load_model
+    p = load_model(dmc['spatial'], dmc['spatial_ckpt'])
+    assert p.is_dynamic and not p.a2d2c_layers and len(p.dmc_layers) == 4
+    assert list(p.attention_layers) == list(p.dmc_layers)
+    assert 'dmc_layers=4' in repr(p)
+    first, last = list(p.dmc_layers)[0], list(p.dmc_layers)[-1]
+    assert p.layer_kind(first) == 'dmc'
+    record = p.record_attention(cls['image'])          # default: the first DMC layer
+    assert isinstance(record, DMCRecord) and record.name == first == 'backbone.layer1.0.conv2'
+    assert record.mask_kind == 'spatial' and record.branch_dilations == ((1, 1), (2, 2), (3, 3))
+    # The masks are the layer's own, on the input an independent hook sees.
+    x = _captured_input(p, cls['image'], first)
+    assert torch.allclose(record.input, x, atol=1e-6)
+    with torch.no_grad():
+        expected = p.dmc_layers[first].masks(x)
+    assert len(record.masks) == 3
+    for got, ref in zip(record.masks, expected):
+        assert got.shape == (1, 1, 32, 32)
+        assert torch.allclose(got, ref, atol=1e-6)
+        assert got.min() > 0 and got.max() < 1
+    # The block's enhancement maps, from its own captured input.
+    enh_name = 'backbone.layer1.0.drop_path.plugins.0'
+    assert record.enhancement_name == enh_name and record.enhancement_mode == 'sequential'
+    y = _captured_input(p, cls['image'], enh_name)
+    with torch.no_grad():
+        channel, pixel = p.model.get_submodule(enh_name).attention_maps(y)
+    assert record.channel_attention.shape == (1, 8, 1, 1)
+    assert record.pixel_attention.shape == (1, 1, 32, 32)
+    assert torch.allclose(record.channel_attention, channel, atol=1e-6)
+    assert torch.allclose(record.pixel_attention, pixel, atol=1e-6)
+    # A layer of the second (stride-2) stage: 16x16 masks, 16 channels.
+    deep = p.record_dmc(cls['image'], last)
+    assert deep.name == last and deep.masks[0].shape == (1, 1, 16, 16)
+    assert deep.channel_attention.shape == (1, 16, 1, 1)
+    # The figure: input, three branch maps, pixel map, channel bars.
+    row = p.attention(cls['image'])
+    assert row.ndim == 3 and row.shape[1] > 4 * row.shape[0] and row.std() > 10
+    grid = p.attention(cls['image'], layer=last, layout='grid')
+    assert grid.shape[0] > 0.5 * grid.shape[1] and grid.std() > 10
+    with pytest.raises(ValueError, match='A2D2C layers only'):
+        p.attention(cls['image'], layer=first, sampling='random')
+    with pytest.raises(ValueError, match='available'):
+        p.record_attention(cls['image'], layer='backbone.layer1.0.conv1')
+    with pytest.raises(ValueError, match='layout'):
+        p.attention(cls['image'], layout='column')
+
+
+def test_dmc_channel_and_no_mask_models(cls, dmc):
+    from mmdyn.apis import draw_dmc_figure, load_model
+    p = load_model(dmc['channel'], dmc['channel_ckpt'])
+    name = list(p.dmc_layers)[1]
+    record = p.record_attention(cls['image'], layer=name)
+    x = _captured_input(p, cls['image'], name)
+    with torch.no_grad():
+        expected = p.dmc_layers[name].masks(x)
+    assert record.mask_kind == 'channel' and len(record.masks) == 3
+    for got, ref in zip(record.masks, expected):
+        assert got.shape == (1, 8, 1, 1) and torch.allclose(got, ref, atol=1e-6)
+        assert got.min() > 0 and got.max() < 1
+    assert record.pixel_attention is None and record.channel_attention.shape == (1, 8, 1, 1)
+    assert p.attention(cls['image'], layer=name).std() > 10
+    # mask='none' and no enhancement: no masks, a figure with a message panel.
+    q = load_model(dmc['none'], dmc['none_ckpt'])
+    bare = q.record_dmc(cls['image'])
+    assert bare.masks == [] and not bare.has_masks and not bare.has_enhancement
+    assert bare.enhancement_name is None
+    rgb = np.asarray(Image.open(cls['image']).convert('RGB'))
+    figure = draw_dmc_figure(rgb, bare, layout='row')
+    assert figure.shape[1] > 1.5 * figure.shape[0] and figure.std() > 10
+    assert q.attention(cls['image']).shape == figure.shape
+    # A static model has no DMC layer to record.
+    static = load_model(cls['static'], cls['static_ckpt'])
+    with pytest.raises(ValueError, match='no DMC'):
+        static.record_dmc(cls['image'])

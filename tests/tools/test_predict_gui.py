@@ -1,6 +1,6 @@
 """tools/predict_gui.py (PySide6), rendered offscreen: the window shows the same
-top-5 as mmdyn.apis.load_model(...).predict, the A2D2C attention, errors without
-crashing, and detections drawn for the demo Mask R-CNN."""
+top-5 as mmdyn.apis.load_model(...).predict, the A2D2C attention, the DMC masks,
+errors without crashing, and detections drawn for the demo Mask R-CNN."""
 import os
 
 os.environ['QT_QPA_PLATFORM'] = 'offscreen'  # before Qt is imported anywhere
@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from test_predict import (DEMO_DET, NAMES, import_tool, make_class_folders,  # noqa: E402
-                          save_random_checkpoint, write_config)
+                          save_random_checkpoint, write_config, write_dmc_config)
 
 try:
     from PySide6 import QtCore, QtWidgets
@@ -169,3 +169,28 @@ def test_gui_detection_draws_boxes(new_window, tmp_path):
     window.score_spin.setValue(1.0)   # nothing reaches 1.0: the table empties
     assert window.topk_table.rowCount() == 0 and len(window.result) == 0
     assert np.array_equal(window.annotated, plain)
+
+
+def test_gui_dmc_layer_shows_masks(new_window, setup):
+    from mmdyn.apis import load_model
+    dmc = write_dmc_config(setup['tmp'] / 'dmc.py', setup['tmp'] / 'data')
+    ckpt = save_random_checkpoint(dmc, setup['tmp'] / 'dmc.pth', classes=NAMES)
+    window = new_window()
+    assert window.load_model(dmc, ckpt), window.last_error
+    assert window.tabs.isTabEnabled(1) and window.tabs.tabText(1) == 'Attention'
+    layers = [window.layer_combo.itemText(i) for i in range(window.layer_combo.count())]
+    assert layers == list(load_model(dmc, ckpt).dmc_layers) and len(layers) == 4
+    assert 'DMC layers' in window.model_info.text()
+    assert not window.sampling_combo.isEnabled()        # only meaningful for A2D2C
+    assert window.open_image(setup['image']) and window.last_error is None
+    first = window.attention_image.copy()
+    window.layer_combo.setCurrentIndex(2)                # a layer of the second stage
+    assert window.last_error is None and window.layer_combo.currentText() == layers[2]
+    pixmap = window.attention_label.pixmap()
+    assert not pixmap.isNull() and pixmap.width() > 100
+    assert window.attention_image.std() > 10 and not np.array_equal(window.attention_image,
+                                                                     first)
+    assert not window.sampling_combo.isEnabled()
+    # Back to an A2D2C model: the sampling choice is enabled again.
+    assert window.load_model(setup['dyn'], setup['dyn_ckpt'])
+    assert window.sampling_combo.isEnabled() and window.attention_image is not None
