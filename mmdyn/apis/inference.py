@@ -53,8 +53,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .drawing import (draw_attention_figure, draw_detections, draw_dmc_figure, draw_topk,
-                      format_probability, palette)
+from .drawing import draw_attention_figure, draw_detections, draw_dmc_figure, draw_topk, palette
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'TASKS', 'ClassScore', 'ClassificationResult', 'DetectionResult',
