@@ -3,6 +3,7 @@
 #   tools/dist_train.sh CONFIG GPUS [train.py args...]
 # Env: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
 # Without CUDA the GPUS processes train on the CPU over gloo.
+# The torchrun call is shared with the other dist script: tools/dist_launch.sh.
 set -e
 if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG GPUS [train.py options...]" >&2
@@ -12,21 +13,4 @@ fi
 CONFIG=$1
 GPUS=$2
 shift 2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
-
-PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$ROOT/tools/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "$@"
+exec bash "$(dirname "$0")/dist_launch.sh" train.py "$GPUS" "$CONFIG" --launcher pytorch "$@"

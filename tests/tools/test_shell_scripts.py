@@ -9,7 +9,7 @@ import torch
 
 from _tool_helpers import REPO, free_port, make_images, tool_env, write_config
 
-SCRIPTS = ('dist_train.sh', 'dist_test.sh', 'slurm_train.sh')
+SCRIPTS = ('dist_train.sh', 'dist_test.sh', 'dist_launch.sh', 'slurm_train.sh')
 
 
 @pytest.mark.parametrize('name', SCRIPTS)
@@ -22,6 +22,7 @@ def test_script_parses_and_is_executable(name):
 
 @pytest.mark.parametrize('name, args', [('dist_train.sh', ['cfg.py']),
                                         ('dist_test.sh', ['cfg.py', 'ckpt.pth']),
+                                        ('dist_launch.sh', ['train.py']),
                                         ('slurm_train.sh', ['part', 'job', 'cfg.py'])])
 def test_usage_without_enough_arguments(name, args):
     for argv in ([], args):
