@@ -810,17 +810,13 @@ class Predictor:
         img = read_image(image)
         saved = {n: m.eval_sampling for n, m in self._layers.items()}
         devices = [self.device.index or 0] if self.device.type == 'cuda' else []
-        from mmengine.registry import DefaultScope
         try:
             if sampling is not None:
                 for m in self._layers.values():
                     m.eval_sampling = sampling
-            with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad(), \
-                    torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(seed)
-                inputs = self._model_inputs(img)
-                with A2D2CAttentionRecorder(self.model, [name]) as rec:
-                    self.model.extract_feat(inputs)
+                rec = self._extract_feat(img, A2D2CAttentionRecorder(self.model, [name]))
         finally:
             for n, m in self._layers.items():
                 m.eval_sampling = saved[n]
@@ -856,15 +852,20 @@ class Predictor:
         if name not in self._dmc_layers:
             raise ValueError(f'{name!r} is not a DMC layer of the model; available: '
                              f'{list(self._dmc_layers)}')
-        img = read_image(image)
-        from mmengine.registry import DefaultScope
-        with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad():
-            inputs = self._model_inputs(img)
-            with DMCMaskRecorder(self.model, name) as rec:
-                self.model.extract_feat(inputs)
+        rec = self._extract_feat(read_image(image), DMCMaskRecorder(self.model, name))
         if not rec.records:
             raise RuntimeError(f'layer {name!r} was not called by extract_feat')
         return rec.records[0]
+
+    def _extract_feat(self, img: np.ndarray, recorder):
+        """Run ``model.extract_feat`` on the preprocessed ``img`` (no grad, in the
+        config's scope) inside the ``recorder`` context; return the recorder."""
+        from mmengine.registry import DefaultScope
+        with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad():
+            inputs = self._model_inputs(img)
+            with recorder:
+                self.model.extract_feat(inputs)
+        return recorder
 
     def attention(self, image: ImageInput, layer: Optional[str] = None,
                   sampling: Optional[str] = None, seed: int = 0,
@@ -885,14 +886,12 @@ class Predictor:
             return None
         from mmdyn.ops._base import check_choice
         check_choice('layout', layout, ('row', 'grid'))
-        record = self.record_attention(image, layer, sampling, seed)
-        rgb = read_image(image)[..., ::-1]
+        img = read_image(image)  # read once: recorded and drawn
+        record = self.record_attention(img, layer, sampling, seed)
+        rgb = img[..., ::-1]
         if self.layer_kind(record.name) == 'dmc':
             kind = type(self._dmc_layers[record.name]).__name__
             return draw_dmc_figure(rgb, record, title=f'{record.name} ({kind})', layout=layout)
         kind = type(self._layers[record.name]).__name__
         return draw_attention_figure(rgb, record, title=f'{record.name} ({kind})',
                                      layout=layout)
-
-
-# ------------------------------------------------------------ attention figure
