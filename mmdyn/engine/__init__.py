@@ -1,15 +1,23 @@
 """MMEngine-side helpers of mmdyn: safe checkpoint loading, the temperature
-annealing hook, and CPU (gloo) distributed training / CPU AMP support."""
-from .checkpoint import (ALLOWED_CHECKPOINT_GLOBALS, UnsafeCheckpointError,
-                         install_safe_checkpoint_loading, load_checkpoint_file)
+annealing hook, RNG states in checkpoints (exact resumes), and CPU (gloo)
+distributed training / CPU AMP support."""
+from .checkpoint import (ALLOWED_CHECKPOINT_GLOBALS, CheckpointFitHook, CheckpointMismatchError,
+                         UnsafeCheckpointError, check_state_dict_fits,
+                         install_safe_checkpoint_loading, load_checkpoint_bytes,
+                         load_checkpoint_file, load_checkpoint_url, read_checkpoint,
+                         weights_only_torch_load)
 from .dist import (CPUAmpOptimWrapper, CPUDistributedDataParallel, cpu_model_wrapper_cfg,
                    init_cpu_dist_if_needed)
 from .hooks import (ClassCountsHook, ProgressBarHook, TemperatureAnnealHook, annealed_temperature,
-                    set_model_temperature)
+                    apply_legacy_temperature, model_temperatures, set_model_temperature)
+from .rng import RNGStateHook, get_rng_state, set_rng_state
 
 __all__ = ['ALLOWED_CHECKPOINT_GLOBALS', 'UnsafeCheckpointError',
            'install_safe_checkpoint_loading', 'load_checkpoint_file',
+           'load_checkpoint_bytes', 'load_checkpoint_url', 'read_checkpoint',
+           'weights_only_torch_load', 'CheckpointMismatchError', 'check_state_dict_fits',
+           'CheckpointFitHook',
            'TemperatureAnnealHook', 'ProgressBarHook', 'ClassCountsHook', 'annealed_temperature',
-           'set_model_temperature',
+           'set_model_temperature', 'model_temperatures', 'apply_legacy_temperature',
            'CPUDistributedDataParallel', 'CPUAmpOptimWrapper', 'cpu_model_wrapper_cfg',
-           'init_cpu_dist_if_needed']
+           'init_cpu_dist_if_needed', 'RNGStateHook', 'get_rng_state', 'set_rng_state']

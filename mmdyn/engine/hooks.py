@@ -18,7 +18,7 @@ serves ``default_scope='mmdet'`` and ``default_scope='mmpretrain'`` alike::
                          end_temperature=1.0, anneal_epochs=10)]
 """
 import math
-from typing import Optional
+from typing import List, Optional
 
 import torch.nn as nn
 from mmengine.hooks import Hook
@@ -67,6 +67,33 @@ def set_model_temperature(model: nn.Module, temperature: float) -> int:
     return count
 
 
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if is_model_wrapper(model) else model
+
+
+def model_temperatures(model: nn.Module) -> List[float]:
+    """The temperatures of every mmdyn layer of ``model`` (wrappers unwrapped),
+    in module order."""
+    return [m.temperature for m in _unwrap(model).modules()
+            if callable(getattr(m, 'set_temperature', None))]
+
+
+def apply_legacy_temperature(model: nn.Module, temperature: float) -> int:
+    """Set ``temperature`` on the layers whose last ``load_state_dict`` found no
+    stored temperature (checkpoints written before mmdyn stored it).
+
+    Returns:
+        How many layers were set.
+    """
+    count = 0
+    for module in _unwrap(model).modules():
+        if getattr(module, 'temperature_from_checkpoint', None) is False:
+            module.set_temperature(temperature)
+            module.__dict__['temperature_from_checkpoint'] = False  # still a legacy value
+            count += 1
+    return count
+
+
 def _check_positive_finite(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f'TemperatureAnnealHook: {name} must be a number, got {value!r}')
@@ -93,13 +120,15 @@ class TemperatureAnnealHook(Hook):
     with a ``set_temperature`` method gets
     ``T = end + max(0, (start - end) * (N - n) / N)``. The value is also set
     in ``before_train`` (so the first forward after a resume already uses the
-    resumed value), and in ``before_val`` / ``before_test``: inside a training
-    run with the value of the current iteration, in a stand-alone
-    validation/test run (no training loop built, e.g. ``tools/test.py``) with
-    ``end_temperature`` -- the temperature is a plain attribute, not part of
-    the checkpoint, so without this a loaded model would evaluate with the
-    constructor's temperature. The current value is logged as
-    ``train/temperature`` through the message hub.
+    resumed value) and, inside a training run, in ``before_val`` with the value
+    of the current iteration. The temperature is part of every layer's state
+    dict, so a checkpoint carries it: a stand-alone validation/test run (no
+    training loop built, e.g. ``tools/test.py``, ``Runner.from_cfg().test()``)
+    keeps the temperature the checkpoint holds, exactly what mmdet's
+    ``init_detector`` or mmpretrain's inferencers use. Only layers loaded from
+    a checkpoint written before mmdyn stored the temperature (they warn) get
+    ``end_temperature`` there, as earlier versions of this hook did. The
+    current value is logged as ``train/temperature`` through the message hub.
 
     Args:
         start_temperature: Temperature at iteration 0. Default: 30.0.
@@ -201,18 +230,30 @@ class TemperatureAnnealHook(Hook):
         """Set the temperature of iteration ``runner.iter`` before its forward."""
         self._apply(runner, self.temperature_at(runner, runner.iter))
 
-    def _eval_temperature(self, runner) -> float:
+    def _before_eval(self, runner) -> None:
         if self._training(runner):
-            return self.temperature_at(runner, runner.iter)
-        return self.end_temperature
+            self._apply(runner, self.temperature_at(runner, runner.iter))
+            return
+        count = apply_legacy_temperature(runner.model, self.end_temperature)
+        if count:
+            runner.logger.warning(
+                f'TemperatureAnnealHook: {count} layer(s) were loaded from a checkpoint '
+                f'without a stored temperature; evaluating them with end_temperature='
+                f'{self.end_temperature:g}')
+        temperatures = model_temperatures(runner.model)
+        if temperatures:
+            self.current_temperature = temperatures[0]
+            runner.message_hub.update_scalar('train/temperature', temperatures[0])
 
     def before_val(self, runner) -> None:
-        """Evaluate with the current iteration's value (``end`` outside training)."""
-        self._apply(runner, self._eval_temperature(runner))
+        """Inside training: the current iteration's value. Stand-alone: keep the
+        checkpoint's temperature (see the class docstring)."""
+        self._before_eval(runner)
 
     def before_test(self, runner) -> None:
-        """Test with the current iteration's value (``end`` outside training)."""
-        self._apply(runner, self._eval_temperature(runner))
+        """Inside training: the current iteration's value. Stand-alone: keep the
+        checkpoint's temperature (see the class docstring)."""
+        self._before_eval(runner)
 
 
 @HOOKS.register_module()

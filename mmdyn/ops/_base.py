@@ -6,6 +6,7 @@ that ``mmcv.cnn.ConvModule`` reads, input checking, per-kernel initialisation,
 temperature handling, and a BatchNorm that survives batch size 1 in training.
 """
 import math
+import warnings
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -45,11 +46,21 @@ def check_choice(name: str, value, choices: Sequence[str]) -> str:
     return value
 
 
+def check_fraction(name: str, value) -> float:
+    """Return ``value`` as a float if it is a real number in (0, 1], else raise
+    a ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f'{name} must be a number in (0, 1], got {value!r}')
+    if not 0 < value <= 1:  # also refuses NaN
+        raise ValueError(f'{name} must be in (0, 1], got {value!r}')
+    return float(value)
+
+
 def check_temperature(value) -> float:
     """Validate a softmax/sigmoid temperature (a finite float > 0)."""
     try:
         t = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):
         raise TypeError(f'temperature must be a number, got {value!r}') from None
     if not math.isfinite(t) or t <= 0:
         raise ValueError(f'temperature must be a finite number > 0, got {value!r}')
@@ -200,18 +211,78 @@ class DynamicConvBase(nn.Module):
 
 
 class TemperatureMixin:
-    """Gives a layer a validated ``temperature`` and ``set_temperature(t)``.
+    """Gives a layer a validated ``temperature`` that travels with its state dict.
 
     The temperature divides the attention logits (``softmax(z / T)`` or
     ``sigmoid(z / T)``); a large T flattens the attention. ``mmdyn``'s
     ``TemperatureAnnealHook`` calls :meth:`set_temperature` during training.
+
+    Storage: a persistent float64 buffer named ``temperature`` (so
+    ``state_dict()``, MMEngine checkpoints and every program that loads them
+    carry the trained value) plus a Python float copy that the forward reads
+    (no device synchronisation, a constant when tracing or exporting). Reading
+    ``layer.temperature`` gives the float; assigning it (``layer.temperature =
+    t``), :meth:`set_temperature` and ``load_state_dict`` all validate the
+    value: 0, a negative number, NaN or inf raise a ``ValueError``.
+
+    A checkpoint written before the temperature was stored (no
+    ``<prefix>temperature`` entry) still loads, strict or not: the layer keeps
+    its current value and warns once which value it uses;
+    ``temperature_from_checkpoint`` is then False.
     """
 
-    temperature: float
+    #: State-dict entries a checkpoint may lack (checked by mmdyn's loaders).
+    optional_state_keys = ('temperature', )
+
+    @property
+    def temperature(self) -> float:
+        """The attention temperature T (a finite float > 0)."""
+        try:
+            return self.__dict__['_temperature_value']
+        except KeyError:
+            raise AttributeError(f'{type(self).__name__} has no temperature yet') from None
+
+    def __setattr__(self, name, value):
+        if name == 'temperature':
+            self.set_temperature(value)
+        else:
+            super().__setattr__(name, value)
 
     def set_temperature(self, temperature: float) -> None:
         """Set the attention temperature (a finite float > 0)."""
-        self.temperature = check_temperature(temperature)
+        value = check_temperature(temperature)
+        buffer = self._buffers.get('temperature')
+        if buffer is None:
+            self.register_buffer('temperature', torch.tensor(value, dtype=torch.float64))
+        else:
+            with torch.no_grad():
+                buffer.fill_(value)
+        self.__dict__['_temperature_value'] = value
+        self.__dict__['temperature_from_checkpoint'] = None
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        key = prefix + 'temperature'
+        previous = self.temperature
+        present = key in state_dict
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        if not present:  # a checkpoint written before mmdyn stored the temperature
+            if key in missing_keys:
+                missing_keys.remove(key)
+            warnings.warn(f'{type(self).__name__}: the checkpoint has no attention temperature '
+                          f'(written before mmdyn stored it); using temperature={previous:g}',
+                          stacklevel=2)
+            self.__dict__['temperature_from_checkpoint'] = False
+            return
+        try:
+            value = check_temperature(self._buffers['temperature'])
+        except (TypeError, ValueError) as err:
+            error_msgs.append(f'{key}: invalid temperature in the checkpoint ({err})')
+            self.set_temperature(previous)
+            return
+        self.set_temperature(value)
+        self.__dict__['temperature_from_checkpoint'] = True
 
 
 def init_kernel_bank_(weight: torch.Tensor, mode: str = 'conv2d') -> None:

@@ -169,6 +169,33 @@ def test_values_in_runner_resume_and_val(tmp_path):
     assert rrec.train == {n: rec.train[n] for n in range(2, 6)}
 
 
+def test_standalone_test_keeps_the_checkpoint_temperature(tmp_path):
+    """A checkpoint written mid-annealing is tested with its own temperature, not
+    the hook's end value; a legacy checkpoint (no temperature entries) gets the
+    end value with a warning."""
+    runner, _ = make_runner(tmp_path / 'train', max_iters=2, val=True)
+    runner.train()
+    ckpt = tmp_path / 'train' / 'iter_2.pth'
+    saved = torch.load(ckpt, weights_only=True)['state_dict']
+    # iter_2 is saved after iteration 1 ran with T(1); the hook's value for runner.iter 2
+    # was not applied by a forward, the layers hold T(1) when the checkpoint is written.
+    stored = [float(saved[f'{name}.temperature']) for name in ('a2d2c', 'dyconv', 'odconv')]
+    assert len(set(stored)) == 1 and stored[0] not in (START, END)
+    tester, trec = make_runner(tmp_path / 'test', val=True, load_from=str(ckpt))
+    tester.test()
+    assert trec.test == [stored[0]]
+    assert layer_temperatures(tester.model) == stored
+
+    legacy = torch.load(ckpt, weights_only=True)
+    legacy['state_dict'] = {k: v for k, v in legacy['state_dict'].items()
+                            if not k.endswith('temperature')}
+    torch.save(legacy, tmp_path / 'legacy.pth')
+    old, orec = make_runner(tmp_path / 'old', val=True, load_from=str(tmp_path / 'legacy.pth'))
+    with pytest.warns(UserWarning, match='no attention temperature'):
+        old.test()
+    assert orec.test == [END]
+
+
 def test_anneal_iters_for_iteration_loops(tmp_path):
     hook = dict(type='TemperatureAnnealHook', start_temperature=10.0, end_temperature=2.0,
                 anneal_iters=2)

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from _ops_helpers import (BANK_LAYERS, LAYER_NAMES, PER_SAMPLE_LAYERS, STRATEGIES,
-                          TEMPERATURE_LAYERS, build, scale_tol, seeded)
+                          TEMPERATURE_LAYERS, TEST_DEVICE, build, scale_tol, seeded)
 from mmdyn.ops import LAYERS
 
 
@@ -122,7 +122,7 @@ def test_bf16_autocast(name):
     x = torch.randn(2, 8, 7, 8)
     y32 = seeded(1, layer, x)
     x16 = x.clone().requires_grad_()
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast(TEST_DEVICE.type, dtype=torch.bfloat16):
         y16 = seeded(1, layer, x16)
     assert torch.isfinite(y16).all()
     y16.float().sum().backward()
@@ -159,6 +159,74 @@ def test_set_temperature(name):
         with pytest.raises((ValueError, TypeError), match='temperature'):
             layer.set_temperature(bad)
     assert layer.temperature == 0.25  # unchanged by the failed calls
+
+
+@pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
+def test_temperature_attribute_assignment_is_validated(name):
+    layer = _layer(name).eval()
+    layer.temperature = 3
+    assert layer.temperature == 3.0 and float(layer.state_dict()['temperature']) == 3.0
+    x = torch.randn(2, 4, 7, 8)
+    for bad in (0, -2.0, float('nan'), float('inf'), -float('inf'), 'abc', None,
+                torch.tensor(0.0)):
+        with pytest.raises((ValueError, TypeError), match='temperature'):
+            layer.temperature = bad
+        assert layer.temperature == 3.0
+        assert torch.isfinite(layer(x)).all()
+    for bad in (0, float('nan')):
+        with pytest.raises(ValueError, match='temperature must be a finite number > 0'):
+            build(name, 4, 6, 3, padding=1, temperature=bad)
+
+
+@pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
+def test_temperature_travels_with_the_state_dict(name):
+    src = _layer(name, seed=0).eval()
+    src.set_temperature(4.321)
+    state = src.state_dict()
+    assert state['temperature'].dtype == torch.float64 and state['temperature'].dim() == 0
+    dst = _layer(name, seed=0).eval()
+    assert dst.temperature != 4.321
+    x = torch.randn(2, 4, 7, 8)
+    assert not torch.allclose(dst(x), src(x))
+    missing, unexpected = dst.load_state_dict(state, strict=True)
+    assert not missing and not unexpected
+    assert dst.temperature == 4.321 and dst.temperature_from_checkpoint is True
+    assert torch.equal(dst(x), src(x))
+    # A model saved with torch.save/torch.load (weights-only) keeps it too.
+    import io
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    again = _layer(name, seed=0)
+    again.load_state_dict(torch.load(buf, weights_only=True))
+    assert again.temperature == 4.321
+
+
+@pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
+def test_checkpoint_without_temperature_loads_with_warning(name):
+    src = _layer(name, seed=0)
+    legacy = {k: v for k, v in src.state_dict().items() if k != 'temperature'}
+    dst = _layer(name, seed=1)
+    dst.set_temperature(2.5)
+    with pytest.warns(UserWarning, match=r'no attention temperature .* using '
+                      r'temperature=2\.5'):
+        missing, unexpected = dst.load_state_dict(legacy, strict=True)
+    assert not missing and not unexpected
+    assert dst.temperature == 2.5 and dst.temperature_from_checkpoint is False
+    assert torch.equal(dst.weight, src.weight)
+
+
+@pytest.mark.parametrize('bad', [0.0, -1.0, float('nan'), float('inf')])
+@pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
+def test_invalid_temperature_in_checkpoint_is_an_error(name, bad):
+    layer = _layer(name)
+    layer.set_temperature(2.0)
+    state = layer.state_dict()
+    state['temperature'] = torch.tensor(bad, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match='invalid temperature in the checkpoint'):
+        layer.load_state_dict(state)
+    assert layer.temperature == 2.0
+    assert float(layer.state_dict()['temperature']) == 2.0
 
 
 @pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
@@ -288,15 +356,15 @@ def test_layers_registry():
         'small-map', 'large-map'])
 def test_select_strategy_rule(shape, kernel, maps_ok, expected):
     from mmdyn.ops import select_strategy
-    x = torch.empty(shape)
+    x = torch.empty(shape, device='cpu')  # the CPU rule, whatever MMDYN_TEST_DEVICE is
     assert select_strategy(x, kernel, shape[2:], maps_ok) == expected
 
 
 def test_tiny_maps_use_blocked_loop_without_autograd():
     from mmdyn.ops import select_strategy
     with torch.no_grad():
-        assert select_strategy(torch.empty(4, 256, 7, 7), (256, 256, 3, 3), (7, 7),
-                               True) == 'loop'
+        assert select_strategy(torch.empty(4, 256, 7, 7, device='cpu'), (256, 256, 3, 3),
+                               (7, 7), True) == 'loop'
 
 
 def test_forced_strategy_overrides_auto(monkeypatch):
@@ -306,7 +374,7 @@ def test_forced_strategy_overrides_auto(monkeypatch):
     # 'maps' is forced only where it applies (no spatial attention).
     monkeypatch.setattr(batched_conv, 'FORCED_STRATEGY', 'maps')
     assert select_strategy(torch.empty(4, 64, 8, 8), (8, 64, 3, 3), (8, 8), True) == 'maps'
-    assert select_strategy(torch.empty(4, 64, 40, 40), (8, 64, 3, 3), (40, 40),
+    assert select_strategy(torch.empty(4, 64, 40, 40, device='cpu'), (8, 64, 3, 3), (40, 40),
                            False) == 'grouped'
 
 
