@@ -7,10 +7,12 @@ Usage::
 
     options: [--normalize] [--show-names] [--values {auto,on,off}]
              [--json [FILE]] [--csv [FILE]] [--device cpu] [--cfg-options ...]
+             [--allow-partial-checkpoint]
 
 With ``CHECKPOINT`` the config's ``test_dataloader`` is run through the model
 (loaded with :func:`mmdyn.apis.load_model`: same preprocessing and attention
-temperature as ``tools/test.py``). With ``--results`` the predictions come from
+temperature as ``tools/test.py``; a checkpoint that does not fit the model is
+refused unless ``--allow-partial-checkpoint``). With ``--results`` the predictions come from
 a dump written by ``tools/test.py CONFIG CHECKPOINT --out RESULTS.pkl`` (MMEngine's
 ``DumpResults``: one dict per test image with ``gt_label`` and ``pred_score`` /
 ``pred_label``); it is unpickled with an allow-list (tensors, NumPy arrays and
@@ -65,12 +67,16 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda[:N]'")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value pairs')
+    parser.add_argument('--allow-partial-checkpoint', action='store_true',
+                        help='load a checkpoint that does not fit the model anyway (only '
+                        'the keys that fit, with a warning) instead of refusing it')
     args = parser.parse_args(argv)
     if not osp.isfile(args.config):
         parser.error(f'config file not found: {args.config}')
     if (args.checkpoint is None) == (args.results is None):
         parser.error('give either CHECKPOINT or --results RESULTS.pkl (exactly one)')
-    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+    if args.checkpoint is not None and '://' not in args.checkpoint \
+            and not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint file not found: {args.checkpoint}')
     if args.results is not None and not osp.isfile(args.results):
         parser.error(f'results file not found: {args.results}')
@@ -79,6 +85,14 @@ def parse_args(argv=None):
         args.json = stem + '.json'
     if args.csv == '':
         args.csv = stem + '.csv'
+    from mmdyn.output_paths import OutputPathError, check_distinct_outputs, check_output_path
+    try:
+        for arg, path in (('--out', args.out), ('--json', args.json), ('--csv', args.csv)):
+            check_output_path(path, (args.config, args.checkpoint, args.results), arg)
+        check_distinct_outputs((('--out', args.out), ('--json', args.json),
+                                ('--csv', args.csv)))
+    except OutputPathError as err:
+        parser.error(str(err))
     return args, parser
 
 
@@ -190,8 +204,10 @@ def load_prediction_dump(path: str):
 
 
 # ------------------------------------------------------------ running a model
-def predict_test_set(config: str, checkpoint: str, device: str = 'cpu', cfg_options=None):
-    """Run the config's test dataloader through the checkpoint.
+def predict_test_set(config: str, checkpoint: str, device: str = 'cpu', cfg_options=None,
+                     strict: bool = True):
+    """Run the config's test dataloader through the checkpoint (``strict``: refuse
+    one that does not fit the model, see :func:`mmdyn.apis.load_model`).
 
     Returns:
         ``(pred_labels, gt_labels, classes)``; ``classes`` from the test
@@ -204,7 +220,8 @@ def predict_test_set(config: str, checkpoint: str, device: str = 'cpu', cfg_opti
 
     from mmdyn.apis import load_model
     from mmdyn.datasets import check_dataset_paths
-    predictor = load_model(config, checkpoint, device=device, cfg_options=cfg_options)
+    predictor = load_model(config, checkpoint, device=device, cfg_options=cfg_options,
+                           strict=strict)
     if predictor.task != 'classification':
         raise ValueError(f'{config} is a {predictor.task} config; confusion_matrix.py is for '
                          f'classification (default_scope mmpretrain) only')
@@ -356,7 +373,8 @@ def main(argv=None) -> dict:
     try:
         if args.checkpoint is not None:
             preds, gts, classes = predict_test_set(args.config, args.checkpoint, args.device,
-                                                   args.cfg_options)
+                                                   args.cfg_options,
+                                                   strict=not args.allow_partial_checkpoint)
             source = args.checkpoint
         else:
             preds, gts, num_classes = load_prediction_dump(args.results)

@@ -13,17 +13,30 @@ torchvision ResNet layout (``layer1.0.conv1.weight``, ``bn1.*``,
 ``downsample.0/1``; keys that are not backbone keys, e.g. torchvision's
 ``fc.*``, are dropped and listed).
 
+``SRC`` is a file or any source MMEngine accepts (``https://...``,
+``torchvision://resnet50``, ...), always loaded weights-only. The conversion
+fails (exit status 1, nothing written), naming the source and the target
+(``--arch``, depth, layer), when fewer than all the backbone convolutions the
+target expects are inflated or copied (a wrong ``--arch``/``--depth``/
+``--prefix``), or when a kernel has the wrong shape. ``DST`` is written
+atomically; it may not be ``SRC``, and an existing ``DST`` is kept unless
+``--overwrite``.
+
 Usage::
 
     python tools/convert_static_to_dynamic.py SRC DST --dyn-conv A2D2CPlus \
         --kernel-num 4 [--depth 50] [--arch resnet|resnet_cifar|mobilenet_v2] \
-        [--placement all_block_convs] [--widen-factor 1.0] [--prefix backbone.]
+        [--placement all_block_convs] [--widen-factor 1.0] [--prefix backbone.] \
+        [--overwrite]
 
 Then use ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``
 (or no prefix for a bare input) with the same backbone options.
 """
 import argparse
+import os
+import os.path as osp
 import sys
+import tempfile
 from typing import List, Optional
 
 import torch
@@ -46,14 +59,45 @@ def build_backbone(args) -> torch.nn.Module:
     return MODELS.build(cfg)
 
 
+class ConversionError(ValueError):
+    """The source checkpoint does not convert into the requested backbone."""
+
+
+def target_name(args) -> str:
+    """The requested backbone in words (for messages)."""
+    what = f'--arch {args.arch}'
+    if args.arch == 'mobilenet_v2':
+        what += f' --widen-factor {args.widen_factor}'
+    else:
+        what += f' --depth {args.depth}'
+    return f'{what} --dyn-conv {args.dyn_conv}'
+
+
 def convert(src: str, dst: str, args) -> List[str]:
-    """Convert ``src`` to ``dst``; returns the source keys that were dropped."""
-    from mmdyn.models.backbones._inject import (inflate_state_dict, read_state_dict,
-                                                strip_prefix)
+    """Convert ``src`` to ``dst``; returns the source keys that were dropped.
+
+    Raises:
+        ConversionError: Fewer than all the backbone convolutions of the target
+            were inflated or copied, or a kernel shape does not fit; nothing is
+            written.
+    """
+    from mmdyn.models.backbones._inject import (count_inflated_convs, inflate_state_dict,
+                                                read_state_dict, strip_prefix)
     model = build_backbone(args)
+    target = f'{dst} ({target_name(args)})'
     full = read_state_dict(src)
-    backbone_src, prefix = strip_prefix(full, args.prefix)
-    state, missing, unexpected = inflate_state_dict(model, backbone_src)
+    try:
+        backbone_src, prefix = strip_prefix(full, args.prefix)
+        state, missing, unexpected = inflate_state_dict(model, backbone_src)
+    except ValueError as err:
+        raise ConversionError(f'cannot convert {src} into {target}: {err}') from None
+    found, absent = count_inflated_convs(model, state)
+    if absent:
+        raise ConversionError(
+            f'cannot convert {src} into {target}: only {found} of {found + len(absent)} '
+            f'backbone convolutions were inflated or copied ({len(absent)} not in the '
+            f'checkpoint, e.g. {", ".join(absent[:3])}); check --arch, --depth, '
+            f'--widen-factor and --prefix. Nothing written.')
     complete = model.state_dict()
     complete.update(state)          # missing keys keep the dynamic layers' own init
     out = {prefix + k: v for k, v in complete.items()}
@@ -68,12 +112,39 @@ def convert(src: str, dst: str, args) -> List[str]:
     meta = dict(converted_from=src, dyn_conv=args.dyn_conv, kernel_num=args.kernel_num,
                 arch=args.arch, depth=args.depth, placement=args.placement,
                 inflated=len(state), newly_initialised=missing)
-    torch.save(dict(state_dict=out, meta=meta), dst)
-    print(f'wrote {dst}: {len(state)} tensors inflated/copied, {len(missing)} new '
-          f'dynamic-layer tensors at their own init, {len(dropped)} source keys dropped')
+    save_atomically(dict(state_dict=out, meta=meta), dst)
+    print(f'wrote {dst}: {len(state)} tensors inflated/copied ({found} of {found} backbone '
+          f'convolutions), {len(missing)} new dynamic-layer tensors at their own init, '
+          f'{len(dropped)} source keys dropped')
     if dropped:
         print('dropped (not backbone keys): ' + ', '.join(dropped))
     return dropped
+
+
+def save_atomically(obj, dst: str) -> None:
+    """``torch.save`` to a temporary file next to ``dst``, then rename it: an
+    interrupted run never leaves a partial ``dst``."""
+    folder = osp.dirname(osp.abspath(dst))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=osp.basename(dst) + '.', suffix='.partial', dir=folder)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def check_paths(src: str, dst: str, overwrite: bool) -> Optional[str]:
+    """The problem with writing ``dst``, or ``None``."""
+    if '://' not in src and osp.exists(src) and osp.exists(dst) and osp.samefile(src, dst):
+        return f'the output {dst} is the source checkpoint; choose another output file'
+    if osp.isdir(dst):
+        return f'the output {dst} is a directory; give a file name'
+    if osp.exists(dst) and not overwrite:
+        return f'the output {dst} exists; pass --overwrite to replace it'
+    return None
 
 
 def parse_args(argv: Optional[List[str]] = None):
@@ -91,12 +162,26 @@ def parse_args(argv: Optional[List[str]] = None):
                         help='ResNet preset: all_block_convs, initial, median, terminal')
     parser.add_argument('--prefix', default=None,
                         help="backbone key prefix (default: auto-detect 'backbone.')")
-    return parser.parse_args(argv)
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing output file (never the source)')
+    args = parser.parse_args(argv)
+    if '://' not in args.src and not osp.isfile(args.src):
+        parser.error(f'source checkpoint not found: {args.src}')
+    problem = check_paths(args.src, args.dst, args.overwrite)
+    if problem:
+        parser.error(problem)
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the conversion; exits with status 1 and a one-line error if it fails."""
     args = parse_args(argv)
-    convert(args.src, args.dst, args)
+    from mmdyn.engine import UnsafeCheckpointError
+    try:
+        convert(args.src, args.dst, args)
+    except (ConversionError, UnsafeCheckpointError, FileNotFoundError, RuntimeError) as err:
+        # RuntimeError: a corrupt source or a failed download (names the file/URL)
+        sys.exit(f'error: {err}')
     return 0
 
 

@@ -119,11 +119,15 @@ class MainWindow(QtWidgets.QMainWindow):
     Args:
         device: Torch device for the models. Default ``'cpu'``.
         score_thr: Initial detection score threshold. Default 0.3.
+        allow_partial_checkpoint: Load a checkpoint that does not fit the
+            model anyway (what fits, with a warning); default: refuse it.
     """
 
-    def __init__(self, device: str = 'cpu', score_thr: float = 0.3, parent=None):
+    def __init__(self, device: str = 'cpu', score_thr: float = 0.3, parent=None,
+                 allow_partial_checkpoint: bool = False):
         super().__init__(parent)
         self.device = device
+        self.allow_partial_checkpoint = allow_partial_checkpoint
         self.predictor = None
         self.image_path = None
         self.result = None
@@ -346,7 +350,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from mmdyn.apis import load_model
         start = time.time()
         predictor = self._run('cannot load the model', load_model, config, checkpoint,
-                              self.device)
+                              self.device, None, not self.allow_partial_checkpoint)
         if predictor is None:
             return False
         self.predictor = predictor
@@ -483,6 +487,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.annotated is None:
             self.show_error('nothing to save: open an image with a model loaded first')
             return False
+        from mmdyn.output_paths import OutputPathError, check_output_path
+        try:
+            check_output_path(path, [self.image_path], 'the result file')
+        except OutputPathError as err:
+            self.show_error(str(err))
+            return False
         ok = to_qimage(self.annotated).save(path)
         if not ok:
             self.show_error(f'cannot write {path}')
@@ -543,6 +553,9 @@ def parse_args(argv=None):
                         help='initial detection score threshold (default 0.3)')
     parser.add_argument('--screenshot', metavar='PNG',
                         help='render the window once, save it to this file and exit')
+    parser.add_argument('--allow-partial-checkpoint', action='store_true',
+                        help='load a checkpoint that does not fit the model anyway (only '
+                        'the keys that fit, with a warning) instead of refusing it')
     args = parser.parse_args(argv)
     if not 0.0 <= args.score_thr <= 1.0:
         parser.error(f'--score-thr must be in [0, 1], got {args.score_thr}')
@@ -555,7 +568,8 @@ def main(argv=None) -> int:
     status."""
     args = parse_args(argv)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    window = MainWindow(device=args.device, score_thr=args.score_thr)
+    window = MainWindow(device=args.device, score_thr=args.score_thr,
+                        allow_partial_checkpoint=args.allow_partial_checkpoint)
     window.show()
     if args.config or args.checkpoint:
         window.config_edit.setText(args.config or '')

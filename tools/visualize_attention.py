@@ -4,9 +4,12 @@ Usage::
 
     python tools/visualize_attention.py CONFIG CHECKPOINT IMAGE --out fig.png
         [--layer NAME] [--sampling random|fixed|none] [--shape H W] [--seed 0]
-        [--cfg-options KEY=VALUE ...]
+        [--cfg-options KEY=VALUE ...] [--allow-partial-checkpoint]
 
-``CHECKPOINT`` may be ``none`` to use a randomly initialised model. The image
+``CHECKPOINT`` may be ``none`` to use a randomly initialised model. A
+checkpoint (a file or a URL, loaded weights-only) that does not fit the model
+(missing, unexpected or shape-mismatched keys) is refused with a one-line
+error, unless ``--allow-partial-checkpoint`` (loads what fits, with a warning). The image
 goes through the model's data preprocessor and ``extract_feat`` (backbone and
 neck of a classifier or detector); the chosen A2D2C layer (default: the first
 one) is hooked with :class:`mmdyn.analysis.A2D2CAttentionRecorder`. The figure
@@ -46,16 +49,49 @@ def parse_args(argv=None):
                         help='print the A2D2C layer names and exit')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value pairs')
+    parser.add_argument('--allow-partial-checkpoint', action='store_true',
+                        help='load a checkpoint that does not fit the model anyway (only '
+                        'the keys that fit, with a warning) instead of refusing it')
     args = parser.parse_args(argv)
     for path, what in ((args.config, 'config file'), (args.image, 'image')):
         if not osp.isfile(path):
             parser.error(f'{what} not found: {path}')
-    if args.checkpoint.lower() != 'none' and not osp.isfile(args.checkpoint):
+    if args.checkpoint.lower() != 'none' and '://' not in args.checkpoint \
+            and not osp.isfile(args.checkpoint):
         parser.error(f"checkpoint not found: {args.checkpoint} (use 'none' for random "
                      f'weights)')
     if len(args.shape) not in (1, 2):
         parser.error(f'--shape takes H W or one size, got {args.shape}')
+    from mmdyn.output_paths import OutputPathError, check_output_path
+    try:
+        check_output_path(args.out, (args.config, args.checkpoint, args.image), '--out')
+    except OutputPathError as err:
+        parser.error(str(err))
     return args
+
+
+def load_weights(model, checkpoint, allow_partial=False):
+    """Load ``checkpoint`` (weights-only) into ``model``; exit with a one-line
+    error if it does not fit (unless ``allow_partial``: warn, load what fits)."""
+    import warnings
+
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+    from mmdyn.engine import (CheckpointMismatchError, UnsafeCheckpointError,
+                              check_state_dict_fits, read_checkpoint)
+    try:
+        ckpt = read_checkpoint(checkpoint, map_location='cpu')
+        if not isinstance(ckpt, dict):
+            sys.exit(f'error: checkpoint {checkpoint} holds a {type(ckpt).__name__}, '
+                     'not a state dict')
+        check_state_dict_fits(model, ckpt, source=f'checkpoint {checkpoint}')
+    except CheckpointMismatchError as err:
+        if not allow_partial:
+            sys.exit(f'error: {err}; pass --allow-partial-checkpoint to load it anyway')
+        warnings.warn(f'{err}; loading what fits (--allow-partial-checkpoint)')
+    except UnsafeCheckpointError as err:
+        sys.exit(f'error: {err}')
+    _load_checkpoint_to_model(model, ckpt, strict=False)
 
 
 def load_image(path, hw):
@@ -100,8 +136,7 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options)
     model = build_model_from_cfg(cfg)
     if args.checkpoint.lower() != 'none':
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=False)
+        load_weights(model, args.checkpoint, args.allow_partial_checkpoint)
     model.eval()
     layers = find_a2d2c_layers(model)
     if not layers:

@@ -32,10 +32,12 @@ PIL, matplotlib or Qt).
 
 Two details that a plain ``init_model`` misses are handled here:
 
-* Temperature: mmdyn's attention temperature is not stored in checkpoints, and
-  a stand-alone model keeps its constructor value (30 for A2D2C). When the
-  config has a ``TemperatureAnnealHook`` its ``end_temperature`` is set, as
-  ``tools/test.py`` does through the hook's ``before_test``.
+* Temperature: every mmdyn layer stores its attention temperature in the
+  checkpoint, so the model predicts with the trained value (the same as mmdet's
+  ``init_detector`` or mmpretrain's inferencers). Only for a checkpoint written
+  before mmdyn stored it (the layers warn) is the config's
+  ``TemperatureAnnealHook`` ``end_temperature`` applied, as ``tools/test.py``
+  does through the hook's ``before_test``.
 * Class names: from the checkpoint's ``meta.dataset_meta`` (MMEngine's Runner
   stores the training set's ``metainfo`` there), else from the config's
   dataset ``metainfo``/``classes``, else the dataset type's ``METAINFO``, else
@@ -424,7 +426,8 @@ def resolve_class_names(cfg, num_classes: Optional[int] = None,
 
 
 def _inference_temperature(cfg) -> Optional[float]:
-    """``end_temperature`` of the config's ``TemperatureAnnealHook``, if any."""
+    """``end_temperature`` of the config's ``TemperatureAnnealHook``, if any (used
+    only for layers loaded from a checkpoint without a stored temperature)."""
     for hook in cfg.get('custom_hooks') or []:
         kind = hook.get('type') if isinstance(hook, dict) else None
         name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
@@ -436,14 +439,20 @@ def _inference_temperature(cfg) -> Optional[float]:
 def _load_weights(model: torch.nn.Module, checkpoint: str, strict: bool) -> dict:
     """Load ``checkpoint`` into ``model``; return the checkpoint's ``meta``.
 
+    ``checkpoint`` is a local file or any source MMEngine accepts (URL,
+    ``torchvision://``, ...), read by :func:`mmdyn.engine.read_checkpoint`
+    (weights-only allow-list load).
+
     Raises:
         FileNotFoundError / RuntimeError / UnsafeCheckpointError: from
-            :func:`mmdyn.engine.load_checkpoint_file` (missing, corrupt, unsafe).
-        ValueError: The checkpoint holds no state dict, shares no parameter
-            with the model, or (``strict``) misses / adds / reshapes some.
+            :func:`mmdyn.engine.read_checkpoint` (missing, corrupt, unsafe).
+        ValueError: The checkpoint holds no state dict or shares no parameter
+            with the model.
+        mmdyn.engine.CheckpointMismatchError: (``strict``) it misses, adds or
+            reshapes some key (:func:`mmdyn.engine.check_state_dict_fits`).
     """
-    from mmdyn.engine import load_checkpoint_file
-    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
+    from mmdyn.engine import CheckpointMismatchError, check_state_dict_fits, read_checkpoint
+    ckpt = read_checkpoint(checkpoint, map_location='cpu')
     if not isinstance(ckpt, dict):
         raise ValueError(f'checkpoint {checkpoint} holds a {type(ckpt).__name__}, not a '
                          f'state dict')
@@ -457,23 +466,16 @@ def _load_weights(model: torch.nn.Module, checkpoint: str, strict: bool) -> dict
         raise ValueError(f'checkpoint {checkpoint} does not belong to this model: no '
                          f'parameter name in common (model: {sorted(own)[:3]}..., '
                          f'checkpoint: {sorted(state)[:3]}...)')
-    missing = sorted(own.keys() - state.keys())
-    unexpected = sorted(state.keys() - own.keys())
-    shape = sorted(k for k in common if tuple(own[k].shape) != tuple(state[k].shape))
-    problems = []
-    if missing:
-        problems.append(f'{len(missing)} missing (e.g. {missing[:3]})')
-    if unexpected:
-        problems.append(f'{len(unexpected)} unexpected (e.g. {unexpected[:3]})')
-    if shape:
-        problems.append('shape mismatch: ' + ', '.join(
-            f'{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}' for k in shape[:3]))
-    if problems:
-        message = (f'checkpoint {checkpoint} does not match the model: '
-                   + '; '.join(problems))
+    shape = set()
+    try:
+        check_state_dict_fits(model, state, source=f'checkpoint {checkpoint}')
+    except CheckpointMismatchError as err:
         if strict:
-            raise ValueError(message + ' (load_model(..., strict=False) loads what matches)')
-        warnings.warn(message)
+            raise CheckpointMismatchError(
+                f'{err} (load_model(..., strict=False) or --allow-partial-checkpoint loads '
+                'what matches)', err.missing, err.unexpected, err.mismatched) from None
+        warnings.warn(f'{err}; loading what matches')
+        shape = {key for key, _, _ in err.mismatched}
     model.load_state_dict({k: v for k, v in state.items() if k in common and k not in shape},
                           strict=False)
     return ckpt.get('meta') or {}
@@ -499,12 +501,16 @@ def load_model(config, checkpoint: Optional[str] = None, device: str = 'cpu',
             classifier (``default_scope='mmpretrain'``) or an MMDetection
             detector (``'mmdet'``).
         checkpoint: Checkpoint file (an MMEngine checkpoint or a plain state
-            dict, ``module.`` prefixes stripped). ``None`` keeps the
+            dict, ``module.`` prefixes stripped), or a URL / MMEngine prefix
+            (``https://``, ``torchvision://``, ...; downloaded into the torch
+            hub cache). Always loaded weights-only. ``None`` keeps the
             constructor's random initialisation.
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ... Default ``'cpu'``.
         cfg_options: Overrides merged into the config (as ``--cfg-options``).
         strict: Refuse a checkpoint whose parameter names or shapes differ from
-            the model's (default). ``False`` loads what matches, with a warning.
+            the model's (default; :func:`mmdyn.engine.check_state_dict_fits`,
+            keys a layer declares optional excepted). ``False`` loads what
+            matches, with a warning giving the same summary.
 
     Returns:
         A :class:`Predictor` in eval mode.
@@ -522,7 +528,7 @@ def load_model(config, checkpoint: Optional[str] = None, device: str = 'cpu',
     dev = _check_device(device)
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
-        if not osp.isfile(checkpoint):
+        if '://' not in checkpoint and not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
     _ensure_test_pipeline(cfg)
     from mmengine.registry import DefaultScope
@@ -557,8 +563,8 @@ class Predictor:
             ``'generated'``).
         checkpoint: The checkpoint path or ``None`` (random weights).
         device: ``torch.device``.
-        temperature: Attention temperature set from the config's
-            ``TemperatureAnnealHook`` (its ``end_temperature``), or ``None``.
+        temperature: Attention temperature of the model's first mmdyn layer
+            (the checkpoint's value), or ``None`` for a model without one.
         config_path: The config file name.
     """
 
@@ -566,7 +572,7 @@ class Predictor:
                  checkpoint: Optional[str], device: torch.device):
         from mmdyn.analysis.attention import find_a2d2c_layers
         from mmdyn.analysis.dmc_masks import find_dmc_layers
-        from mmdyn.engine.hooks import set_model_temperature
+        from mmdyn.engine.hooks import apply_legacy_temperature, model_temperatures
         self.cfg = cfg
         self.task = task
         self.classes = tuple(classes)
@@ -575,9 +581,11 @@ class Predictor:
         self.device = device
         self.config_path = cfg.filename
         self.scope = cfg.get('default_scope', 'mmdet')
-        self.temperature = _inference_temperature(cfg)
-        if self.temperature is not None:
-            set_model_temperature(model, self.temperature)
+        legacy = _inference_temperature(cfg)
+        if legacy is not None:  # only layers whose checkpoint had no temperature
+            apply_legacy_temperature(model, legacy)
+        temperatures = model_temperatures(model)
+        self.temperature = temperatures[0] if temperatures else None
         self.model = model.to(device).eval()
         self._layers = find_a2d2c_layers(self.model)
         self._dmc_layers = find_dmc_layers(self.model)

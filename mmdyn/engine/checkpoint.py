@@ -15,16 +15,53 @@ errors:
 * a missing file -> ``FileNotFoundError``; a truncated or corrupt file ->
   ``RuntimeError`` naming the file.
 
+Every other checkpoint source MMEngine 0.10.7 accepts ends in the same
+weights-only load (:func:`install_safe_checkpoint_loading`):
+
+* ``http://`` / ``https://``: downloaded into the torch hub cache
+  (``<torch.hub.get_dir()>/checkpoints``, as ``torch.hub`` does) and loaded from
+  there with :func:`load_checkpoint_file`; a cached copy is loaded the same way
+  (:func:`load_checkpoint_url`). MMEngine's module-level ``load_from_http``
+  and ``load_url`` are replaced too, so its ``torchvision://``/``modelzoo://``,
+  ``open-mmlab://``/``openmmlab://`` and ``mmcls://`` loaders (which call
+  ``load_from_http`` directly) download through it.
+* every other registered scheme (those prefixes, ``pavi://``, ``s3://``,
+  ``petrel://`` and any scheme registered later, however registered) runs with
+  ``torch.load`` forced to the weights-only allow-list load for the duration of
+  the call (:func:`weights_only_torch_load`).
+
 Importing :mod:`mmdyn.models` (what configs put in ``custom_imports``) or
 :mod:`mmdyn.engine` installs it.
+
+:func:`check_state_dict_fits` compares a checkpoint with a model (missing,
+unexpected and shape-mismatched keys) and raises
+:class:`CheckpointMismatchError`; :class:`CheckpointFitHook` runs it inside an
+MMEngine ``Runner`` before the weights are loaded (``tools/test.py``).
 """
+import contextlib
+import functools
+import io
+import os
 import os.path as osp
 import pickle
+import sys
+import threading
 import zipfile
-from typing import Any, List
+from collections import OrderedDict
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
+import torch.nn as nn
+
+try:
+    from mmengine.hooks import Hook as _HookBase
+except ImportError:  # mmengine absent: the hook is unusable, the rest works
+    _HookBase = object
+
+#: ``torch.load`` as torch defines it, captured before any temporary patching.
+_TORCH_LOAD = torch.serialization.load
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -105,11 +142,23 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
             allow-listed (nothing of it is executed).
         RuntimeError: It is truncated or not a torch checkpoint.
     """
-    filename = osp.expanduser(str(filename))
+    filename = osp.expanduser(os.fspath(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file not found: {filename}')
+    return _weights_only_load(filename, filename, map_location)
+
+
+def load_checkpoint_bytes(data: bytes, name: str, map_location=None) -> Any:
+    """Load a checkpoint held in memory (e.g. read from object storage) with
+    ``weights_only=True``; ``name`` (its path or URL) is used in errors."""
+    return _weights_only_load(io.BytesIO(data), name, map_location)
+
+
+def _weights_only_load(source, name: str, map_location=None) -> Any:
+    """``torch.load(source, weights_only=True)`` with the errors of
+    :func:`load_checkpoint_file` (``source``: a path or a seekable stream)."""
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        return _TORCH_LOAD(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         message = str(err)
         reason = [line.strip() for line in message.splitlines()
@@ -117,15 +166,17 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
         if not reason:
             lines = [line.strip() for line in message.splitlines() if line.strip()]
             detail = next((line for line in lines if 'Unsupported' in line), lines[-1])
-            raise RuntimeError(f'checkpoint {filename} is corrupt or truncated (not a '
+            raise RuntimeError(f'checkpoint {name} is corrupt or truncated (not a '
                                f'loadable torch checkpoint): {detail}') from err
         try:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+            if hasattr(source, 'seek'):
+                source.seek(0)
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(source)
         except Exception:  # legacy (non-zip) format: torch's message names the global
             unsafe = []
         names = ', '.join(unsafe) if unsafe else reason[0]
         raise UnsafeCheckpointError(
-            f'refusing to load checkpoint {filename}: it contains pickled objects that '
+            f'refusing to load checkpoint {name}: it contains pickled objects that '
             f'are not allow-listed for weights-only loading ({names}). Loading it could '
             'run arbitrary code. If you trust the file, convert it to a plain '
             'state_dict first.') from err
@@ -133,23 +184,406 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
             TypeError, AttributeError) as err:
         # Garbage bytes make torch's legacy unpickler fail in many ways
         # (e.g. ``IndexError: pop from empty list`` for a text file).
-        raise RuntimeError(f'checkpoint {filename} is corrupt or truncated '
+        raise RuntimeError(f'checkpoint {name} is corrupt or truncated '
                            f'({type(err).__name__}: {err})') from err
 
 
-def install_safe_checkpoint_loading() -> None:
-    """Allow-list MMEngine's safe checkpoint types and route MMEngine's local
-    checkpoint loading through :func:`load_checkpoint_file`. Idempotent."""
-    torch.serialization.add_safe_globals(ALLOWED_CHECKPOINT_GLOBALS)
+# ------------------------------------------------------------------ remote sources
+def hub_checkpoint_dir() -> str:
+    """Where downloaded checkpoints are cached: ``<torch.hub.get_dir()>/checkpoints``
+    (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``),
+    the directory ``torch.hub.load_state_dict_from_url`` uses."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints')
+
+
+def load_checkpoint_url(url: str, map_location=None, model_dir: Optional[str] = None,
+                        progress: bool = False, file_name: Optional[str] = None) -> Any:
+    """Download ``url`` into the hub cache (unless already there) and load the
+    cached file with :func:`load_checkpoint_file`.
+
+    The file is cached under the last component of the URL path (as
+    ``torch.hub``); a cached copy is never trusted more than a fresh download:
+    an unsafe cached file is refused again on every call.
+
+    Args:
+        url: ``http://`` or ``https://`` URL.
+        map_location: As ``torch.load``.
+        model_dir: Cache directory (default :func:`hub_checkpoint_dir`).
+        progress: Show a download progress bar.
+        file_name: Name of the cached file (default: from the URL).
+
+    Raises:
+        ValueError: Not an http(s) URL, or no file name in it.
+        RuntimeError: The download failed (names the URL), or the file is
+            corrupt.
+        UnsafeCheckpointError: As :func:`load_checkpoint_file` (names the URL
+            and the cached file).
+    """
+    url = str(url)
+    parts = urlparse(url)
+    if parts.scheme not in ('http', 'https'):
+        raise ValueError(f'not an http(s) URL: {url!r}')
+    name = file_name or osp.basename(parts.path)
+    if not name:
+        raise ValueError(f'cannot name the cached file of checkpoint URL {url!r} '
+                         '(its path has no file name)')
+    model_dir = model_dir or hub_checkpoint_dir()
+    os.makedirs(model_dir, exist_ok=True)
+    cached = osp.join(model_dir, name)
+    if not osp.exists(cached):
+        sys.stderr.write(f'Downloading: "{url}" to {cached}\n')
+        try:  # written to a temporary name and moved into place when complete
+            torch.hub.download_url_to_file(url, cached, None, progress=progress)
+        except OSError as err:  # URLError / HTTPError are OSErrors
+            raise RuntimeError(f'could not download checkpoint {url}: {err}') from err
+    try:
+        target = _extract_legacy_zip(cached, model_dir)
+        return load_checkpoint_file(target, map_location)
+    except UnsafeCheckpointError as err:
+        raise UnsafeCheckpointError(f'{err} (downloaded from {url})') from err
+
+
+def _extract_legacy_zip(cached: str, model_dir: str) -> str:
+    """A pre-1.6 checkpoint zipped by hand (one member) is extracted next to it
+    (as ``torch.hub`` does); return the file to load."""
+    if not zipfile.is_zipfile(cached):
+        return cached
+    with zipfile.ZipFile(cached) as zf:
+        members = zf.infolist()
+        if len(members) != 1 or members[0].is_dir():
+            return cached  # a torch >= 1.6 checkpoint (a zip of many records)
+        target = osp.realpath(osp.join(model_dir, members[0].filename))
+        if osp.commonpath([target, osp.realpath(model_dir)]) != osp.realpath(model_dir):
+            raise RuntimeError(f'checkpoint {cached}: zip member {members[0].filename!r} '
+                               'points outside the cache directory')
+        zf.extract(members[0], model_dir)
+    return target
+
+
+def _safe_load_from_http(filename, map_location=None, model_dir=None,
+                         progress=os.isatty(0)):
+    """Safe replacement of MMEngine's ``load_from_http`` (same signature): in a
+    distributed run rank 0 downloads first, then every rank loads the cached
+    copy with :func:`load_checkpoint_url`."""
+    try:
+        from mmengine.dist import get_dist_info
+        rank, world_size = get_dist_info()
+    except ImportError:
+        rank, world_size = 0, 1
+    kwargs = dict(map_location=map_location, model_dir=model_dir, progress=progress)
+    if world_size == 1:
+        return load_checkpoint_url(filename, **kwargs)
+    failure = None
+    if rank == 0:
+        try:
+            checkpoint = load_checkpoint_url(filename, **kwargs)
+        except Exception as err:  # pass the barrier so other ranks do not hang
+            failure = err
+    torch.distributed.barrier()
+    if failure is not None:
+        raise failure
+    if rank > 0:
+        checkpoint = load_checkpoint_url(filename, **kwargs)
+    return checkpoint
+
+
+def _safe_load_url(url, model_dir=None, map_location=None, progress=True,
+                   check_hash=False, file_name=None, weights_only=None):
+    """Safe replacement of ``mmengine.utils.dl_utils.load_url`` (torch.hub's
+    ``load_state_dict_from_url``): ``weights_only`` is always True and
+    ``check_hash`` is not supported (MMEngine never sets it)."""
+    if check_hash:
+        raise ValueError('check_hash is not supported by mmdyn\'s safe load_url')
+    return load_checkpoint_url(url, map_location=map_location, model_dir=model_dir,
+                               progress=progress, file_name=file_name)
+
+
+_guard_lock = threading.RLock()
+_guard_depth = 0
+
+
+def _forced_weights_only_load(f, map_location=None, pickle_module=None, *args,
+                              weights_only=None, **kwargs):
+    """Stand-in for ``torch.load`` inside :func:`weights_only_torch_load`:
+    ``weights_only`` and ``pickle_module`` are ignored (always the allow-list
+    load)."""
+    if isinstance(f, (str, os.PathLike)):
+        return load_checkpoint_file(f, map_location)
+    return _weights_only_load(f, getattr(f, 'name', '<stream>'), map_location)
+
+
+@contextlib.contextmanager
+def weights_only_torch_load() -> Iterator[None]:
+    """Within the block, every ``torch.load`` call (also with
+    ``weights_only=False``, also ``torch.hub.load_state_dict_from_url``) is
+    the weights-only allow-list load of :func:`load_checkpoint_file`.
+    Re-entrant and thread-safe (the patch stays while any thread is inside)."""
+    global _guard_depth
+    with _guard_lock:
+        if _guard_depth == 0:
+            torch.load = _forced_weights_only_load
+        _guard_depth += 1
+    try:
+        yield
+    finally:
+        with _guard_lock:
+            _guard_depth -= 1
+            if _guard_depth == 0:
+                torch.load = _TORCH_LOAD
+
+
+def _mark_safe(loader: Callable) -> Callable:
+    loader._mmdyn_safe = True
+    return loader
+
+
+def _guarded(loader: Callable) -> Callable:
+    """``loader`` run inside :func:`weights_only_torch_load` (keeps its
+    ``__name__``: MMEngine logs ``Loads checkpoint by <name[10:]> backend``)."""
+    if getattr(loader, '_mmdyn_safe', False):
+        return loader
+
+    @functools.wraps(loader)
+    def guarded(*args, **kwargs):
+        with weights_only_torch_load():
+            return loader(*args, **kwargs)
+
+    return _mark_safe(guarded)
+
+
+def _safe_load_from_local(filename, map_location=None):
+    return load_checkpoint_file(filename, map_location)
+
+
+# The names MMEngine logs ("Loads checkpoint by local/http backend").
+_safe_load_from_local.__name__ = 'load_from_local'
+_safe_load_from_http.__name__ = 'load_from_http'
+_mark_safe(_safe_load_from_local)
+_mark_safe(_safe_load_from_http)
+
+
+def read_checkpoint(source: str, map_location=None) -> Any:
+    """Load a checkpoint from any source MMEngine accepts (a local file, an
+    http(s) URL, ``torchvision://``, ``open-mmlab://``, ``s3://``, ...) through
+    the safe loaders (local files without MMEngine too)."""
+    source = os.fspath(source)
+    if '://' not in source:
+        return load_checkpoint_file(source, map_location)
     try:
         from mmengine.runner.checkpoint import CheckpointLoader
+    except ImportError:  # without MMEngine: http(s) only
+        return load_checkpoint_url(source, map_location=map_location)
+    install_safe_checkpoint_loading()
+    return CheckpointLoader.load_checkpoint(source, map_location)
+
+
+def install_safe_checkpoint_loading() -> None:
+    """Allow-list MMEngine's safe checkpoint types and route every MMEngine
+    checkpoint source through the weights-only load. Idempotent.
+
+    * ``''`` (local files): :func:`load_checkpoint_file`;
+    * ``http://``/``https://``: :func:`load_checkpoint_url` (hub cache), also
+      installed as ``mmengine.runner.checkpoint.load_from_http`` and as the
+      ``load_url`` of ``mmengine.runner.checkpoint`` / ``mmengine.utils.dl_utils``
+      so that the ``torchvision://``, ``open-mmlab://`` and ``mmcls://``
+      loaders, which call them directly, download safely;
+    * every other registered loader: wrapped to run inside
+      :func:`weights_only_torch_load`, now and when registered later
+      (``CheckpointLoader._register_scheme`` wraps new loaders and
+      ``CheckpointLoader._get_checkpoint_loader`` wraps whatever it finds, so
+      a loader put into ``_schemes`` by hand is covered too).
+    """
+    torch.serialization.add_safe_globals(ALLOWED_CHECKPOINT_GLOBALS)
+    try:
+        from mmengine.runner import checkpoint as mm_ckpt
     except ImportError:
         return
+    loader_cls = mm_ckpt.CheckpointLoader
+    mm_ckpt.load_from_local = _safe_load_from_local
+    mm_ckpt.load_from_http = _safe_load_from_http
+    mm_ckpt.load_url = _safe_load_url
+    try:
+        from mmengine.utils import dl_utils
+        dl_utils.load_url = _safe_load_url
+    except ImportError:  # pragma: no cover
+        pass
+    if not getattr(loader_cls, '_mmdyn_safe_installed', False):
+        register = loader_cls.__dict__['_register_scheme'].__func__
+        get_loader = loader_cls.__dict__['_get_checkpoint_loader'].__func__
 
-    def _load_from_local(filename, map_location=None):
-        return load_checkpoint_file(filename, map_location)
+        def _register_scheme(cls, prefixes, loader, force=False):
+            return register(cls, prefixes, _guarded(loader), force=force)
 
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
+        def _get_checkpoint_loader(cls, path):
+            loader = get_loader(cls, path)
+            return None if loader is None else _guarded(loader)
+
+        loader_cls._register_scheme = classmethod(_register_scheme)
+        loader_cls._get_checkpoint_loader = classmethod(_get_checkpoint_loader)
+        loader_cls._mmdyn_safe_installed = True
+    loader_cls.register_scheme(prefixes='', loader=_safe_load_from_local, force=True)
+    loader_cls.register_scheme(prefixes=('http://', 'https://'), loader=_safe_load_from_http,
+                               force=True)
+    for prefix, loader in list(loader_cls._schemes.items()):
+        loader_cls._schemes[prefix] = _guarded(loader)
+
+
+def safe_checkpoint_schemes() -> Dict[str, str]:
+    """Every prefix registered in MMEngine's ``CheckpointLoader`` and how it is
+    loaded now: ``'weights-only'`` (mmdyn's loaders) or ``'guarded'`` (run
+    inside :func:`weights_only_torch_load`); ``'UNSAFE'`` would be a bug."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    out = {}
+    for prefix, loader in CheckpointLoader._schemes.items():
+        if loader in (_safe_load_from_local, _safe_load_from_http):
+            out[prefix] = 'weights-only'
+        elif getattr(loader, '_mmdyn_safe', False):
+            out[prefix] = 'guarded'
+        else:
+            out[prefix] = 'UNSAFE'
+    return out
+
+
+# -------------------------------------------------------------- does it fit the model
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's state dict does not fit the model (missing, unexpected or
+    shape-mismatched keys).
+
+    Attributes:
+        missing: Model keys the checkpoint lacks (optional keys excluded).
+        unexpected: Checkpoint keys the model does not have.
+        mismatched: ``(key, checkpoint shape, model shape)`` triples.
+    """
+
+    def __init__(self, message: str, missing=(), unexpected=(), mismatched=()):
+        super().__init__(message)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mismatched = list(mismatched)
+
+
+def _unwrap_model(model: nn.Module) -> nn.Module:
+    try:
+        from mmengine.model import is_model_wrapper
+        wrapped = is_model_wrapper(model)
+    except ImportError:
+        wrapped = isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel))
+    return model.module if wrapped else model
+
+
+def optional_state_keys(model: nn.Module) -> set:
+    """State-dict keys a checkpoint may lack: ``prefix + key`` for every
+    submodule declaring ``optional_state_keys`` (e.g. an attention temperature
+    that older checkpoints do not hold; the layer warns when it is absent), and
+    the BatchNorm ``num_batches_tracked`` counters (torch fills them in; they do
+    not change evaluation)."""
+    out = set()
+    for name, module in _unwrap_model(model).named_modules():
+        prefix = f'{name}.' if name else ''
+        for key in getattr(module, 'optional_state_keys', None) or ():
+            out.add(prefix + key)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            out.add(prefix + 'num_batches_tracked')
+    return out
+
+
+def _model_state_of(state_dict) -> Dict[str, Any]:
+    if isinstance(state_dict, dict) and isinstance(state_dict.get('state_dict'), dict):
+        state_dict = state_dict['state_dict']
+    if not isinstance(state_dict, dict):
+        raise TypeError(f'expected a state dict (or a checkpoint dict holding one), got '
+                        f'{type(state_dict).__name__}')
+    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
+                       for k, v in state_dict.items())
+
+
+def state_dict_mismatch(model: nn.Module, state_dict) -> Tuple[List[str], List[str],
+                                                               List[Tuple[str, tuple, tuple]]]:
+    """``(missing, unexpected, mismatched)`` keys of ``state_dict`` for
+    ``model`` (see :func:`check_state_dict_fits`), each sorted."""
+    model = _unwrap_model(model)
+    state = _model_state_of(state_dict)
+    own = model.state_dict()
+    optional = optional_state_keys(model)
+    missing = sorted(k for k in own if k not in state and k not in optional)
+    unexpected = sorted(k for k in state if k not in own)
+    mismatched = []
+    for key in sorted(own.keys() & state.keys()):
+        mine, theirs = own[key], state[key]
+        if torch.is_tensor(mine) and torch.is_tensor(theirs) and mine.shape != theirs.shape:
+            mismatched.append((key, tuple(theirs.shape), tuple(mine.shape)))
+    return missing, unexpected, mismatched
+
+
+def _first(items, n=3) -> str:
+    shown = ', '.join(items[:n])
+    return f'{shown}, ...' if len(items) > n else shown
+
+
+def check_state_dict_fits(model: nn.Module, state_dict, source: str = 'checkpoint') -> None:
+    """Raise unless ``state_dict`` fits ``model`` exactly.
+
+    The model is unwrapped (DDP & co.) and a ``module.`` prefix of the
+    checkpoint keys is stripped (as MMEngine does when loading); a checkpoint
+    dict holding ``'state_dict'`` may be passed as is. Keys that a submodule
+    declares optional (:func:`optional_state_keys`) may be missing.
+
+    Args:
+        model: The model the weights are for.
+        state_dict: Its checkpoint (state dict or checkpoint dict).
+        source: How to name the checkpoint in the error (e.g. its path).
+
+    Raises:
+        CheckpointMismatchError: Some key is missing, unexpected or has another
+            shape; the one-line message gives the three counts and the first
+            few keys of each.
+    """
+    missing, unexpected, mismatched = state_dict_mismatch(model, state_dict)
+    if not (missing or unexpected or mismatched):
+        return
+    parts = [f'{len(missing)} missing key(s)' + (f' ({_first(missing)})' if missing else ''),
+             f'{len(unexpected)} unexpected key(s)'
+             + (f' ({_first(unexpected)})' if unexpected else ''),
+             f'{len(mismatched)} key(s) with another shape'
+             + (' (' + _first([f'{k}: checkpoint {a} vs model {b}' for k, a, b in mismatched])
+                + ')' if mismatched else '')]
+    raise CheckpointMismatchError(
+        f'{source} does not match the model: ' + ', '.join(parts)
+        + f' (model: {type(_unwrap_model(model)).__name__})', missing, unexpected, mismatched)
+
+
+class CheckpointFitHook(_HookBase):
+    """Refuse, inside an MMEngine ``Runner``, a checkpoint that does not fit the
+    model, before it is loaded (``after_load_checkpoint`` runs before the
+    weights are copied; MMEngine itself loads with ``strict=False``).
+
+    Args:
+        allow_partial: Load anyway, logging the same summary as a warning.
+        source: Name of the checkpoint in the messages (default: the runner's
+            ``load_from``).
+    """
+
+    priority = 'LOWEST'  # after hooks that rewrite the checkpoint (e.g. EMA)
+
+    def __init__(self, allow_partial: bool = False, source: Optional[str] = None):
+        self.allow_partial = allow_partial
+        self.source = source
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        source = self.source or f'checkpoint {getattr(runner, "_load_from", None)}'
+        try:
+            check_state_dict_fits(runner.model, checkpoint, source=source)
+        except CheckpointMismatchError as err:
+            if not self.allow_partial:
+                raise
+            runner.logger.warning(f'{err}; loading what fits anyway (partial load allowed)')
+
+
+try:
+    from mmengine.registry import HOOKS
+    HOOKS.register_module(module=CheckpointFitHook, force=True)
+except ImportError:  # pragma: no cover
+    pass
 
 
 install_safe_checkpoint_loading()

@@ -60,16 +60,24 @@ def write_dmc_config(path, data_root, num_classes=len(NAMES), mask='spatial',
     return str(path)
 
 
+#: Attention temperature stored in the checkpoints written here (neither the layers'
+#: constructor value 30 nor the config's TemperatureAnnealHook end value 2.0).
+CKPT_TEMPERATURE = 2.5
+
+
 def save_random_checkpoint(config, path, classes=None, seed=0, cfg_options=None):
     """Checkpoint of the config's randomly initialised model (optionally with
-    ``meta.dataset_meta.classes`` as MMEngine's Runner writes it)."""
+    ``meta.dataset_meta.classes`` as MMEngine's Runner writes it), its attention
+    layers at :data:`CKPT_TEMPERATURE`."""
     from mmengine.runner import save_checkpoint
 
     from mmdyn.apis import load_model
+    from mmdyn.engine import set_model_temperature
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         model = load_model(config, None, cfg_options=cfg_options).model
+    set_model_temperature(model, CKPT_TEMPERATURE)
     ckpt = {'state_dict': model.state_dict()}
     if classes is not None:
         ckpt['meta'] = {'dataset_meta': {'classes': tuple(classes)}}
@@ -116,9 +124,9 @@ def test_classification_predict_matches_an_independent_forward(cls):
     p = load_model(cls['dyn'], cls['dyn_ckpt'])
     assert p.task == 'classification' and p.is_dynamic and len(p.a2d2c_layers) > 4
     assert p.classes == NAMES and p.classes_source == 'checkpoint meta.dataset_meta'
-    # The TemperatureAnnealHook's end temperature (2.0) replaced the constructor's 30.
-    assert p.temperature == 2.0
-    assert {m.temperature for m in p.a2d2c_layers.values()} == {2.0}
+    # The checkpoint's temperature (not the constructor's 30, not the hook's end 2.0).
+    assert p.temperature == CKPT_TEMPERATURE
+    assert {m.temperature for m in p.a2d2c_layers.values()} == {CKPT_TEMPERATURE}
     result = p.predict(cls['image'], topk=5)
     ref = _reference_probs(p, cls['image'])
     np.testing.assert_allclose(result.scores, ref.numpy(), rtol=1e-5, atol=1e-6)
@@ -134,6 +142,20 @@ def test_classification_predict_matches_an_independent_forward(cls):
     everything = p.predict(bgr, topk=10)
     assert len(everything.topk) == 6 and everything.topk[:5] == result.topk
     assert json.loads(json.dumps(result.to_dict()))['topk'][0]['name'] == result.pred_name
+
+
+def test_legacy_checkpoint_without_temperature_gets_the_end_temperature(cls, tmp_path):
+    """A checkpoint written before mmdyn stored the temperature: the layers warn and
+    the config's TemperatureAnnealHook end value (2.0) is used, as tools/test.py does."""
+    from mmdyn.apis import load_model
+    ckpt = torch.load(cls['dyn_ckpt'], weights_only=True)
+    ckpt['state_dict'] = {k: v for k, v in ckpt['state_dict'].items()
+                          if not k.endswith('.temperature')}
+    torch.save(ckpt, tmp_path / 'legacy.pth')
+    with pytest.warns(UserWarning, match='no attention temperature'):
+        p = load_model(cls['dyn'], str(tmp_path / 'legacy.pth'))
+    assert p.temperature == 2.0
+    assert {m.temperature for m in p.a2d2c_layers.values()} == {2.0}
 
 
 def test_class_names_fallbacks(cls):
@@ -237,7 +259,7 @@ def test_draw_and_attention(cls):
     assert torch.equal(torch.get_rng_state(), before)   # the global RNG is untouched
     assert record.name == next(iter(p.a2d2c_layers)) and record.positions.shape == (1, 8)
     assert torch.allclose(record.attention.sum(1), torch.ones(1, record.attention.size(2)))
-    assert record.temperature == 2.0 and record.output.shape[-2:] == (32, 32)
+    assert record.temperature == CKPT_TEMPERATURE and record.output.shape[-2:] == (32, 32)
     everywhere = p.record_attention(cls['image'], sampling='none')
     assert everywhere.positions is None
     assert next(iter(p.a2d2c_layers.values())).eval_sampling == 'fixed'   # restored
@@ -297,8 +319,9 @@ def test_predict_cli(cls, tmp_path, capsys):
                                    [c.score for c in expected.topk], rtol=1e-6)
         assert osp.isfile(entry['annotated'])
         assert f"1. {expected.pred_name} (label {expected.pred_label})" in captured.out
-    assert (out_dir / 'data' / 'cat' / '0.png').is_file() and (out_dir / '0.png').is_file()
-    with Image.open(out_dir / 'data' / 'fox' / '1.png') as im:
+    assert (out_dir / 'data' / 'cat' / '0_pred.png').is_file()
+    assert (out_dir / '0_pred.png').is_file()
+    with Image.open(out_dir / 'data' / 'fox' / '1_pred.png') as im:
         assert im.size == (256, 256)
 
 

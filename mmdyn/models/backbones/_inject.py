@@ -197,6 +197,20 @@ class _DynBackboneMixin:
             module.init_weights()
 
 
+def check_out_indices(kwargs: dict) -> None:
+    """Refuse an ``out_indices`` of a ResNet's keyword arguments that the
+    parent would only ``assert`` on (or silently ignore, for negative values):
+    it must be a non-empty list of stage indices in ``[0, num_stages - 1]``."""
+    indices, stages = kwargs.get('out_indices'), kwargs.get('num_stages', 4)
+    if 'out_indices' not in kwargs or not isinstance(stages, int):
+        return  # the parent's defaults / its own check of num_stages
+    ok = isinstance(indices, (list, tuple)) and len(indices) > 0 and all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < stages for i in indices)
+    if not ok:
+        raise ValueError(f'out_indices must be a non-empty list of stage indices in '
+                         f'[0, {stages - 1}] (num_stages={stages}), got {indices!r}')
+
+
 class ResNetDynMixin(_DynBackboneMixin):
     """Turns a framework ``ResNet`` (mmdet, mmpretrain, ResNet_CIFAR) into a
     dynamic one. Put it first in the bases: ``class X(ResNetDynMixin, ResNet)``.
@@ -225,6 +239,7 @@ class ResNetDynMixin(_DynBackboneMixin):
                  dyn_convs: Optional[Sequence[str]] = None,
                  dyn_placement: Optional[str] = None,
                  block_plugins: Optional[Sequence[dict]] = None, **kwargs):
+        check_out_indices(kwargs)
         super().__init__(**kwargs)
         self.stage_with_dyn, self.dyn_convs = resolve_placement(
             self.num_stages, stage_with_dyn, dyn_convs, dyn_placement)
@@ -401,8 +416,9 @@ def inflate_state_dict(model: nn.Module, src: Mapping[str, torch.Tensor]
     conv at init (``λ = hsigmoid2(0) = 1``, ``P = 0``).
 
     Returns:
-        tuple: ``(state dict to load with strict=False, missing keys,
-        unexpected keys)``.
+        tuple: ``(state dict to load with strict=False, missing keys (keys a
+        layer declares in ``optional_state_keys`` and BatchNorm counters
+        excepted), unexpected keys)``.
 
     Raises:
         ValueError: A kernel whose shape cannot be inflated; names the key and
@@ -429,7 +445,11 @@ def inflate_state_dict(model: nn.Module, src: Mapping[str, torch.Tensor]
                 and f'{name}.p.weight' not in src:
             out[f'{name}.p.weight'] = torch.zeros_like(module.p.weight)
             out[f'{name}.fc_scale.weight'] = torch.zeros_like(module.fc_scale.weight)
-    missing = [k for k in target if k not in out]
+    # Keys a layer declares optional (its attention temperature) keep their
+    # init without being reported: a static checkpoint cannot hold them.
+    from mmdyn.engine.checkpoint import optional_state_keys
+    optional = optional_state_keys(model)
+    missing = [k for k in target if k not in out and k not in optional]
     unexpected = [k for k in src if k not in target]
     return out, missing, unexpected
 
@@ -473,14 +493,41 @@ def remap_torchvision_mobilenet_v2(model: nn.Module, src: Mapping[str, torch.Ten
 
 
 def read_state_dict(checkpoint: str, map_location: str = 'cpu') -> Dict[str, torch.Tensor]:
-    """Load a checkpoint file (MMEngine loader, ``state_dict``/``model`` unwrapped)."""
-    from mmengine.runner.checkpoint import _load_checkpoint
-    ckpt = _load_checkpoint(checkpoint, map_location=map_location)
+    """Load a checkpoint (a file or any source MMEngine accepts, always with the
+    weights-only allow-list: :func:`mmdyn.engine.read_checkpoint`);
+    ``state_dict``/``model`` unwrapped."""
+    from mmdyn.engine.checkpoint import read_checkpoint
+    ckpt = read_checkpoint(checkpoint, map_location=map_location)
     if isinstance(ckpt, dict):
         for key in ('state_dict', 'model'):
             if key in ckpt and isinstance(ckpt[key], dict):
                 return ckpt[key]
     return ckpt
+
+
+def conv_weight_keys(model: nn.Module) -> List[str]:
+    """The state-dict keys of every convolution kernel a static checkpoint of
+    this backbone provides: the kernel (bank) ``weight`` of each mmdyn layer
+    and of each ``nn.Conv2d`` that is not part of an mmdyn layer (attention
+    convolutions are new and excluded)."""
+    from mmdyn.ops._base import DynamicConvBase
+    dyn = [name for name, m in model.named_modules() if isinstance(m, DynamicConvBase)]
+    keys = []
+    for name, module in model.named_modules():
+        inside = any(name.startswith(d + '.') for d in dyn)
+        if (name in dyn or (isinstance(module, nn.Conv2d) and not inside)) \
+                and isinstance(getattr(module, 'weight', None), torch.Tensor):
+            keys.append(f'{name}.weight')
+    return keys
+
+
+def count_inflated_convs(model: nn.Module, state: Mapping[str, torch.Tensor]
+                         ) -> Tuple[int, List[str]]:
+    """``(number of convolution kernels of model found in state, the keys not
+    found)`` (see :func:`conv_weight_keys`)."""
+    expected = conv_weight_keys(model)
+    absent = [k for k in expected if k not in state]
+    return len(expected) - len(absent), absent
 
 
 def load_inflated_checkpoint(model: nn.Module, checkpoint: str, prefix: Optional[str] = None,
@@ -495,10 +542,19 @@ def load_inflated_checkpoint(model: nn.Module, checkpoint: str, prefix: Optional
     from mmengine.logging import MMLogger, print_log
     src, _ = strip_prefix(read_state_dict(checkpoint, map_location), prefix)
     state, missing, unexpected = inflate_state_dict(model, src)
+    found, absent = count_inflated_convs(model, state)
+    if found == 0 and absent:
+        raise ValueError(f'checkpoint {checkpoint} provides none of the {len(absent)} '
+                         f'convolution kernels of {type(model).__name__} (e.g. '
+                         f'{absent[:3]}); it is not a checkpoint of this backbone (or the '
+                         f'prefix {prefix!r} is wrong)')
     model.load_state_dict(state, strict=False)
     logger = logger or MMLogger.get_current_instance()
-    print_log(f'inflated {len(state)} tensors from {checkpoint} into {type(model).__name__}',
-              logger=logger)
+    print_log(f'inflated {len(state)} tensors from {checkpoint} into {type(model).__name__} '
+              f'({found} of {found + len(absent)} convolution kernels)', logger=logger)
+    if absent:
+        print_log(f'{len(absent)} convolution kernel(s) not in {checkpoint} (kept their own '
+                  f'init): {absent}', logger=logger, level=logging.WARNING)
     if missing:
         print_log(f'missing keys (kept their own init): {missing}', logger=logger,
                   level=logging.WARNING)
