@@ -3,9 +3,11 @@
 #                run the embedded demo (Mask R-CNN + A2D2C+ on generated COCO data)
 #   make test    set up .venv and run the test suite (what CI runs)
 #   make bench   the layer benchmark;  make digits   static vs A2D2C+ on sklearn digits
+#   make gpu-check  device self-check (docs/gpu.md); needs only torch: uses .venv if it
+#                exists, else python3; extra options in GPU_CHECK_ARGS="--device cuda:1 ..."
 PY := .venv/bin/python
 
-.PHONY: setup test test-all bench demo digits
+.PHONY: setup test test-all bench demo digits gpu-check
 setup:
 	bash tools/setup_env.sh
 
@@ -23,3 +25,7 @@ demo: setup
 
 digits: setup
 	$(PY) tools/demo_digits.py
+
+gpu-check:
+	@if [ -x $(PY) ]; then $(PY) tools/gpu_check.py $(GPU_CHECK_ARGS); \
+	else python3 tools/gpu_check.py $(GPU_CHECK_ARGS); fi

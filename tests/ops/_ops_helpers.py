@@ -1,7 +1,40 @@
 """Helpers shared by the mmdyn.ops tests (imported as a plain module)."""
+import os
+
+import pytest
 import torch
 
 from mmdyn.ops import LAYERS
+
+
+def _test_device() -> torch.device:
+    """The device of the layer tests: ``MMDYN_TEST_DEVICE`` (default cpu)."""
+    name = os.environ.get('MMDYN_TEST_DEVICE') or 'cpu'
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise pytest.UsageError(f'MMDYN_TEST_DEVICE={name!r} is not a device; expected cpu, '
+                                'cuda or cuda:N') from None
+    if device.type not in ('cpu', 'cuda'):
+        raise pytest.UsageError(f'MMDYN_TEST_DEVICE={name!r}: only cpu and cuda are supported')
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise pytest.UsageError(
+            f'MMDYN_TEST_DEVICE={name} but torch {torch.__version__} sees no CUDA device '
+            '(torch.cuda.is_available() is False); unset it to run the layer tests on the CPU')
+    return device
+
+
+#: Where tensors and modules created without an explicit device live (conftest
+#: makes it torch's default device for every test of tests/ops).
+TEST_DEVICE = _test_device()
+#: For tests of CPU-specific behaviour (the CPU rule of ``strategy='auto'``).
+cpu_only = pytest.mark.skipif(TEST_DEVICE.type != 'cpu',
+                              reason=f'checks CPU-only behaviour; MMDYN_TEST_DEVICE={TEST_DEVICE}')
+#: For tests that need a GPU (CI is CPU-only: these are skipped there).
+requires_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason='needs a CUDA device; none is visible to torch (run on a GPU machine: '
+    'MMDYN_TEST_DEVICE=cuda pytest tests/ops)')
 
 LAYER_NAMES = list(LAYERS)
 #: Layers with a bank of K kernels and a ``kernel_num`` argument (all but DCD).

@@ -1,0 +1,1 @@
+"""Utilities of mmdyn that need only torch (the device self-check)."""
