@@ -24,6 +24,10 @@ import sys
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
 
 class LogError(ValueError):
     """A log file is missing, unreadable, or lacks a requested key."""
@@ -38,21 +42,33 @@ def load_json_log(path: str) -> List[dict]:
     """
     if not osp.isfile(path):
         raise LogError(f'log file not found: {path}')
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as exc:
+        raise LogError(f'{path}: cannot be read ({exc.strerror})') from None
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise LogError(f'{path}: not a text log (byte {exc.start} is not UTF-8); expected '
+                       "MMEngine's scalars.json, one JSON object per line") from None
+    if '\x00' in text:
+        raise LogError(f'{path}: not a text log (it contains NUL bytes); expected '
+                       "MMEngine's scalars.json, one JSON object per line")
     entries = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LogError(f'{path}:{lineno}: not a JSON object ({exc.msg}); expected '
-                               f"MMEngine's scalars.json format, one object per line") from None
-            if not isinstance(obj, dict):
-                raise LogError(f'{path}:{lineno}: expected a JSON object, got '
-                               f'{type(obj).__name__}')
-            entries.append(obj)
+    for lineno, line in enumerate(text.split('\n'), 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LogError(f'{path}:{lineno}: not a JSON object ({exc.msg}); expected '
+                           f"MMEngine's scalars.json format, one object per line") from None
+        if not isinstance(obj, dict):
+            raise LogError(f'{path}:{lineno}: expected a JSON object, got '
+                           f'{type(obj).__name__}')
+        entries.append(obj)
     if not entries:
         raise LogError(f'{path}: no log entries')
     return entries
@@ -184,8 +200,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmdyn.output_paths import OutputPathError, check_output_path
     try:
         if args.task == 'plot_curve':
+            check_output_path(args.out, args.json_logs, '--out')
             drawn = plot_curve(args.json_logs, args.keys, args.out, args.legend, args.title)
             for key, series in drawn.items():
                 for name, (xs, ys) in series.items():
@@ -205,7 +223,7 @@ def main(argv=None):
             print(f'time std over iters: {r["std"]:.4f}')
             print(f'average iter time: {r["mean"]:.4f} s/iter ({r["iters"]} logged intervals)')
         return results
-    except LogError as exc:
+    except (LogError, OutputPathError) as exc:
         sys.exit(f'error: {exc}')
 
 

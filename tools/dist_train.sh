@@ -5,6 +5,10 @@
 # Without CUDA the GPUS processes train on the CPU over gloo.
 # The torchrun call is shared with the other dist script: tools/dist_launch.sh.
 set -e
+# GPUS may also come from the environment (as for slurm_train.sh): GPUS=2 $0 CONFIG
+if [ $# -eq 1 ] && [ -n "${GPUS:-}" ]; then
+    set -- "$@" "$GPUS"
+fi
 if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG GPUS [train.py options...]" >&2
     echo "env: NNODES NODE_RANK PORT MASTER_ADDR" >&2

@@ -49,6 +49,9 @@ def parse_args(argv=None):
         parser.error(f'config file not found: {args.config}')
     if args.shape is not None and len(args.shape) not in (1, 2):
         parser.error(f'--shape takes H W or one size, got {args.shape}')
+    if args.shape is not None and min(args.shape) < 1:
+        parser.error(f'--shape must be positive sizes in pixels (H W or one size), got '
+                     f'{" ".join(map(str, args.shape))}')
     if args.batch < 1:
         parser.error(f'--batch must be >= 1, got {args.batch}')
     return args

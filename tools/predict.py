@@ -10,9 +10,14 @@ Usage::
 .jpg/.jpeg/.png/.bmp/.ppm/.pgm/.tif/.tiff/.webp). The config's ``default_scope``
 selects the task. Per image it prints the top-k classes with probabilities
 (classification) or the detections above ``--score-thr`` (detection);
-``--out-dir`` receives the annotated images (same relative names, RGB PNG/JPEG
-as the input's extension), ``--json`` all results. An unreadable image is
-reported and skipped; the exit status is then 1. Bad arguments exit with 2.
+``--out-dir`` receives the annotated images: the input's name (with its
+folder inside a folder input) plus ``_pred`` (``cat.png`` -> ``cat_pred.png``;
+the input's format, PNG if Pillow cannot write it), and a counter
+(``cat_pred_1.png``) when two inputs have the same name or the name is taken
+by an input. No output ever overwrites an input (``mmdyn.output_paths``); each
+image's output path is printed. ``--json`` receives all results (it must not
+be an input either). An unreadable image is reported and skipped; the exit
+status is then 1. Bad arguments exit with 2.
 """
 import argparse
 import json
@@ -44,6 +49,9 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda[:N]'")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value pairs')
+    parser.add_argument('--allow-partial-checkpoint', action='store_true',
+                        help='load a checkpoint that does not fit the model anyway (only '
+                        'the keys that fit, with a warning) instead of refusing it')
     args = parser.parse_args(argv)
     if not osp.isfile(args.config):
         parser.error(f'config file not found: {args.config}')
@@ -57,6 +65,14 @@ def parse_args(argv=None):
     try:
         args.images = find_images(args.inputs)
     except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    from mmdyn.output_paths import OutputNamer, OutputPathError, check_output_path
+    inputs = [args.config, args.checkpoint] + [path for path, _ in args.images]
+    try:
+        check_output_path(args.json_file, inputs, '--json')
+        args.namer = (OutputNamer(args.out_dir, inputs, suffix='_pred',
+                                  reserved=[args.json_file]) if args.out_dir else None)
+    except OutputPathError as err:
         parser.error(str(err))
     return args, parser
 
@@ -79,14 +95,22 @@ def format_result(result) -> str:
     return '\n'.join(lines)
 
 
+#: Input formats the annotated image keeps; any other input gets a PNG.
+OUTPUT_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
+
+
+def output_extension(name: str) -> str:
+    """The extension of the annotated image of input ``name``."""
+    ext = osp.splitext(name)[1]
+    return ext if ext.lower() in OUTPUT_EXTENSIONS else '.png'
+
+
 def save_rgb(rgb, path: str) -> None:
     """Save an RGB array; the format follows the extension (PNG if unknown)."""
     from PIL import Image
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    ext = osp.splitext(path)[1].lower()
-    if ext not in ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm'):
-        path += '.png'
-    Image.fromarray(rgb).save(path)
+    fmt = None if osp.splitext(path)[1].lower() in OUTPUT_EXTENSIONS else 'PNG'
+    Image.fromarray(rgb).save(path, format=fmt)
 
 
 def main(argv=None) -> int:
@@ -95,7 +119,8 @@ def main(argv=None) -> int:
     from mmdyn.apis import load_model
     try:
         predictor = load_model(args.config, args.checkpoint, device=args.device,
-                               cfg_options=args.cfg_options)
+                               cfg_options=args.cfg_options,
+                               strict=not args.allow_partial_checkpoint)
     except (FileNotFoundError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
         # UnpicklingError: mmdyn's UnsafeCheckpointError (a non-allow-listed pickle)
         parser.exit(2, f'error: cannot load the model: {err}\n')
@@ -114,10 +139,11 @@ def main(argv=None) -> int:
             continue
         print(f'{path}:\n{format_result(result)}', flush=True)
         entry = dict(image=path, **result.to_dict())
-        if args.out_dir:
-            out = osp.join(args.out_dir, name)
+        if args.namer is not None:
+            out = args.namer.path_for(name, output_extension(name))
             save_rgb(predictor.draw(path, result), out)
             entry['annotated'] = out
+            print(f'  annotated image: {out}', flush=True)
         results.append(entry)
     if args.json_file:
         os.makedirs(osp.dirname(osp.abspath(args.json_file)), exist_ok=True)

@@ -4,10 +4,18 @@ Usage::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
         [--show-dir DIR] [--cfg-options KEY=VALUE ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--launcher {none,pytorch,slurm,mpi}] [--allow-partial-checkpoint]
 
 Prints the metrics as one line ``mmdyn test metrics: {...}`` (rank 0 only) after
 MMEngine's log.
+
+``CHECKPOINT`` is a file or any source MMEngine accepts (``https://...``,
+``torchvision://...``), always loaded weights-only. A checkpoint that does not
+fit the model (missing, unexpected or shape-mismatched keys, e.g. a static
+checkpoint for a dynamic config) is refused before anything is evaluated: a
+one-line error with the counts and the first keys, exit status 1. With
+``--allow-partial-checkpoint`` it is loaded anyway (what fits) and the same
+summary is logged as a warning.
 """
 import argparse
 import os
@@ -18,7 +26,8 @@ _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from train import build_runner, setup_distributed  # noqa: E402  (tools/ is on sys.path)
+from train import (build_runner, check_work_dir,  # noqa: E402  (tools/ is on sys.path)
+                   setup_distributed)
 
 
 def parse_args(argv=None):
@@ -36,6 +45,10 @@ def parse_args(argv=None):
                         help='override settings of the config, key=value pairs')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument('--allow-partial-checkpoint', action='store_true',
+                        help='load a checkpoint that does not fit the model anyway (only '
+                        'the keys that fit; the mismatch is logged as a warning) instead '
+                        'of refusing it')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -46,6 +59,11 @@ def parse_args(argv=None):
         parser.error(f'checkpoint file not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out must be a .pkl or .pickle file, got {args.out}')
+    from mmdyn.output_paths import OutputPathError, check_output_path
+    try:
+        check_output_path(args.out, (args.config, args.checkpoint), '--out')
+    except OutputPathError as err:
+        parser.error(str(err))
     return args, parser
 
 
@@ -77,6 +95,7 @@ def build_cfg(args):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_work_dir(cfg.work_dir, '--work-dir' if args.work_dir is not None else 'work_dir')
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.show_dir:
@@ -92,7 +111,7 @@ def main(argv=None):
     import mmdyn.engine  # noqa: F401
     try:
         cfg = build_cfg(args)
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:
         parser.error(str(err))
     from mmdyn.datasets import check_dataset_paths
     try:
@@ -104,7 +123,17 @@ def main(argv=None):
     if args.out is not None:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    metrics = runner.test()
+    from mmdyn.engine import CheckpointFitHook, CheckpointMismatchError, UnsafeCheckpointError
+    # Checks the checkpoint against the model before its weights are copied
+    # (MMEngine loads with strict=False), so no metric comes from random weights.
+    runner.register_hook(CheckpointFitHook(args.allow_partial_checkpoint,
+                                           source=f'checkpoint {args.checkpoint}'))
+    try:
+        metrics = runner.test()
+    except (CheckpointMismatchError, UnsafeCheckpointError) as err:
+        hint = ('; pass --allow-partial-checkpoint to load it anyway'
+                if isinstance(err, CheckpointMismatchError) else '')
+        sys.exit(f'error: {err}{hint}')
     from mmengine.dist import get_rank
     if get_rank() == 0:  # every rank holds the collected metrics; print them once
         print(f'mmdyn test metrics: {metrics}', flush=True)

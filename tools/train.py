@@ -9,6 +9,12 @@ Usage::
 The config's ``default_scope`` ('mmdet' or 'mmpretrain') selects the framework.
 Without CUDA, distributed training (``--launcher pytorch``, e.g. through
 ``tools/dist_train.sh``) runs over gloo on the CPU (see ``mmdyn.engine.dist``).
+
+``RNGStateHook`` is added to ``custom_hooks`` unless the config has it: every
+checkpoint then holds the RNG states of all ranks and ``--resume`` continues
+with them, so a killed and resumed run gives the losses of an uninterrupted one
+(``mmdyn.engine.rng``). A ``--resume`` checkpoint of another model is refused
+with a one-line error before anything is loaded.
 """
 import argparse
 import os
@@ -138,6 +144,33 @@ def apply_pretrained(cfg, cfg_options) -> None:
         backbone.norm_eval = True
 
 
+def check_work_dir(work_dir: str, name: str = '--work-dir') -> None:
+    """Raise ``ValueError`` unless ``work_dir`` is a folder or can be created
+    as one (no file at its path or at one of its parents)."""
+    path = osp.abspath(osp.expanduser(str(work_dir)))
+    while not osp.exists(path):
+        parent = osp.dirname(path)
+        if parent == path:
+            return
+        path = parent
+    if not osp.isdir(path):
+        what = 'is a file' if path == osp.abspath(osp.expanduser(str(work_dir))) \
+            else f'is inside {path}, which is a file'
+        raise ValueError(f'{name} must be a directory (created if missing), but '
+                         f'{work_dir} {what}')
+
+
+def ensure_rng_state_hook(cfg) -> None:
+    """Add ``RNGStateHook`` (RNG states in checkpoints, exact resumes) to
+    ``custom_hooks`` unless the config has it."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    names = [getattr(h.get('type'), '__name__', str(h.get('type'))).split('.')[-1]
+             for h in hooks if isinstance(h, dict)]
+    if 'RNGStateHook' not in names:
+        hooks.append(dict(type='RNGStateHook'))
+        cfg.custom_hooks = hooks
+
+
 def build_cfg(args):
     """Load the config and apply the command-line options."""
     import torch
@@ -155,6 +188,8 @@ def build_cfg(args):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_work_dir(cfg.work_dir, '--work-dir' if args.work_dir is not None else 'work_dir')
+    ensure_rng_state_hook(cfg)
 
     if args.amp:
         apply_amp(cfg)
@@ -196,7 +231,18 @@ def main(argv=None):
         parser.error(str(err))
     setup_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
-    runner.train()
+    from mmdyn.engine import CheckpointFitHook, CheckpointMismatchError
+    if cfg.get('resume'):
+        # A checkpoint of another model fails deep inside the optimizer step;
+        # refuse it before its weights are copied.
+        name = '--resume' if args.resume is not None else 'resume'
+        source = (f'{name} checkpoint {cfg.load_from}' if cfg.get('load_from')
+                  else f'{name} checkpoint (the latest in {cfg.work_dir})')
+        runner.register_hook(CheckpointFitHook(source=source))
+    try:
+        runner.train()
+    except CheckpointMismatchError as err:
+        sys.exit(f'error: {err}; resume needs a checkpoint of this config\'s model')
     return runner
 
 

@@ -12,7 +12,9 @@ Usage::
 ``segmentation`` as COCO RLE). For every image (those with results first), a
 PNG ``<file stem>.png`` is written with the ground truth (left) and the
 detections above ``--score-thr`` (right): boxes, class names, scores and masks
-(RLE decoded with ``pycocotools.mask``).
+(RLE decoded with ``pycocotools.mask``). When that name is an input file (e.g.
+``--out-dir`` is the image folder) or the figure of another image with the same
+file name, a counter is added (``<file stem>_1.png``): no input is overwritten.
 """
 import argparse
 import json
@@ -20,6 +22,10 @@ import os
 import os.path as osp
 import sys
 from collections import defaultdict
+
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
 
 
 def parse_args(argv=None):
@@ -139,6 +145,11 @@ def visualize(images_dir, ann, bbox, segm=None, out_dir='vis', score_thr=0.3,
     missing_ids = [i for i in ids if i not in coco.imgs]
     if missing_ids:
         raise ValueError(f'image ids not in {ann}: {missing_ids}')
+    from mmdyn.output_paths import OutputNamer
+    # One PNG per image, named after it; never over an input (e.g. a PNG of
+    # images_dir when out_dir is that folder) nor over another image's figure.
+    namer = OutputNamer(out_dir, suffix='', inputs=[ann, bbox, segm] + [
+        osp.join(images_dir, coco.imgs[i]['file_name']) for i in ids[:max_images]])
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for img_id in ids[:max_images]:
@@ -168,7 +179,7 @@ def visualize(images_dir, ann, bbox, segm=None, out_dir='vis', score_thr=0.3,
               f'{len(dets.get(img_id, []))})')
         fig.suptitle(f'{info["file_name"]} (id {img_id})', fontsize=10)
         fig.tight_layout()
-        out = osp.join(out_dir, osp.splitext(osp.basename(info['file_name']))[0] + '.png')
+        out = namer.path_for(osp.basename(info['file_name']), '.png')
         fig.savefig(out, dpi=100)
         plt.close(fig)
         written.append(out)

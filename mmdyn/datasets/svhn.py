@@ -41,7 +41,8 @@ def load_svhn_mat(path: str):
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: Not a readable MATLAB v5 file, a missing ``X``/``y``, a
-            wrong shape or dtype, or labels outside 1..10 (naming the file).
+            wrong shape or dtype, no image, or labels outside 1..10 (naming the
+            file).
     """
     from scipy.io import loadmat
     if not osp.isfile(path):
@@ -64,6 +65,9 @@ def load_svhn_mat(path: str):
     if images.dtype != np.uint8:
         raise ValueError(f'{path}: X must be uint8, got {images.dtype}')
     num = images.shape[3]
+    if num == 0:
+        raise ValueError(f'{path}: X holds 0 images (shape {images.shape}); expected '
+                         f'(32, 32, 3, N) with N >= 1')
     if labels.shape not in ((num, 1), (num, )):
         raise ValueError(f'{path}: y must have the shape (N, 1) = ({num}, 1) to match X, '
                          f'got {labels.shape}')
