@@ -62,7 +62,7 @@ TORCH_REQS=("torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION")
 MMCV_RUNTIME_REQS=(addict packaging Pillow pyyaml yapf opencv-python-headless)
 STACK_REQS=("mmengine==$MMENGINE_VERSION" "mmdet==$MMDET_VERSION" "mmpretrain==$MMPRETRAIN_VERSION"
   pycocotools scipy matplotlib tqdm pytest scikit-learn "$SETUPTOOLS_SPEC" "numpy>=2,<3"
-  opencv-python-headless "PySide6-Essentials==6.12.0" "onnx==1.23.2" "onnxruntime==1.32.0")
+  opencv-python-headless "PySide6-Essentials==6.12.0" "onnx==1.23.2" "onnxruntime==1.32.0" "onnxscript==0.7.2")
 MMCV_SDIST="mmcv==$MMCV_VERSION"
 
 log() { printf '[mmdyn setup] %s\n' "$*" >&2; }

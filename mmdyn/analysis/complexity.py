@@ -303,6 +303,7 @@ def count_complexity(model: nn.Module, input_shape: Sequence[int],
     """
     from mmengine.analysis import FlopAnalyzer, parameter_count
 
+    from mmdyn.ops.batched_conv import export_safe_path
     if mode not in ('eval', 'train'):
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
     input_shape = tuple(int(s) for s in input_shape)
@@ -329,7 +330,8 @@ def count_complexity(model: nn.Module, input_shape: Sequence[int],
         fa.uncalled_modules_warnings(False)
         fa.tracer_warnings('none')
         torch.manual_seed(seed)
-        with torch.set_grad_enabled(mode == 'train'):
+        # count what eager mode runs, not the layers' export-safe path (taken while tracing)
+        with torch.set_grad_enabled(mode == 'train'), export_safe_path(False):
             total = fa.total()
         return fa, int(total)
 

@@ -12,6 +12,7 @@ from .a2d2c_conv2d import (A2D2CConv2d, A2D2CPlusConv2d, a2d2c_attention, a2d2c_
 from .adaptive_enhancement import AdaptiveEnhancement
 from .batched_conv import (MIX_STRATEGIES, STRATEGIES, batched_dynamic_conv2d, mix_kernels,
                            mixed_kernel_conv2d, select_strategy)
+from .batched_conv import export_safe_path, is_exporting
 from .cond_conv2d import CondConv2d
 from .dcd_conv2d import DCDConv2d
 from .dynamic_conv2d import DynamicConv2d
@@ -43,5 +44,5 @@ __all__ = [
     'STRATEGIES', 'MIX_STRATEGIES', 'sample_positions',
     'mean_input_patches', 'a2d2c_attention', 'a2d2c_fast', 'a2d2c_reference',
     'DynamicMaskConv2d', 'AdaptiveEnhancement', 'MultiScaleFeatureFusion', 'MODULES',
-    'dynamic_mask_conv2d'
+    'dynamic_mask_conv2d', 'export_safe_path', 'is_exporting'
 ]

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 from ._base import (DynamicConvBase, at_least_float32, check_choice, check_positive_int)
-from .batched_conv import MIX_STRATEGIES, mixed_kernel_conv2d
+from .batched_conv import (MIX_STRATEGIES, empty_batch_output, is_empty_batch,
+                           mixed_kernel_conv2d)
 
 
 class CondConv2d(DynamicConvBase):
@@ -27,6 +28,8 @@ class CondConv2d(DynamicConvBase):
         dropout (float): Dropout on the pooled routing input (the paper uses
             it in large models). Default: 0.
         strategy (str): Per-sample convolution strategy. Default: ``'auto'``.
+            While traced or exported the layer runs the batch-agnostic path
+            whatever the strategy (:func:`~mmdyn.ops.batched_conv.is_exporting`).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -53,6 +56,8 @@ class CondConv2d(DynamicConvBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if is_empty_batch(x):
+            return empty_batch_output(self, x)
         return mixed_kernel_conv2d(x, self.attention(x), self.weight, self.bias, None,
                                    self.stride, self.padding, self.dilation, self.groups,
                                    self.strategy)

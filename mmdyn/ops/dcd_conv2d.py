@@ -11,14 +11,36 @@ kernel plus a low-rank dynamic residual in a latent space of L channels:
   layer's stride (for a "same"-padded kernel this is the official strided
   1x1 conv; for other paddings it keeps the output grid aligned);
 * ``Φ(x)``: a per-sample ``L x L`` matrix, ``λ(x)``: per-channel scale in
-  [0, 2] (h-sigmoid times 2), both from GAP -> FC -> SE-gated FC;
+  [0, 2], both from the squeeze branch ``h = FC(GAP(x))``,
+  ``h = h ⊙ hsig2(FC_gate(h))`` (the official ``SEModule_small``), ``Φ =
+  FC_phi(h)``, ``λ = hsig2(FC_scale(h))``, where ``hsig2(z) = relu6(z + 3) / 3``
+  (the official ``Hsigmoid``, values in [0, 2], 1 at 0; never halved);
 * ``P``: 1x1 conv ``L -> C_out``.
 
 ``L`` defaults to ``int(sqrt(C_in))`` (the official bottleneck rule; the
 official 3x3 basic-block layers use ``int(sqrt(4*C_in))``, pass
 ``latent_dim``). There are no K kernels, so DCD takes no ``kernel_num`` and no
-temperature. Its BatchNorms tolerate batch size 1 in training
-(:class:`~mmdyn.ops._base.SafeBatchNorm1d`).
+temperature.
+
+Given the same weights, the output equals the official ``conv_dy``
+(``models/imagenet/resnet_dcd.py``) for every "same"-padded kernel (1x1 with
+padding 0, 3x3 with padding 1, ...). Where mmdyn still differs, on purpose:
+
+* the squeeze width is at least 4 (``max(C_in, L^2) // reduction`` alone is 0
+  for ``C_in < 16``; the official ``conv_dy`` has no lower bound, its
+  ``conv_basic_dy`` and ``DYModule`` use 4);
+* its BatchNorms tolerate batch size 1 in training
+  (:class:`~mmdyn.ops._base.SafeBatchNorm1d`), where the official ones raise;
+* ``bias=True`` (not in the official module) adds a bias to ``W0 * x``
+  before the ``λ`` scale; ``groups`` (not official either) group ``W0`` only;
+  other paddings read ``Q`` at the kernel's centre tap;
+* initialisation: ``W0`` like ``nn.Conv2d`` (the official ResNet re-draws
+  every conv as normal(0, sqrt(2 / fan_out))); the layers are PyTorch's defaults;
+* not implemented: the official basic-block variant ``conv_basic_dy`` (2x2
+  pooling in the squeeze branch, ``L = int(sqrt(4*C_in))``), the MobileNetV2
+  ``DYModule`` rules for ``L`` and the squeeze width (pass ``latent_dim`` and
+  ``reduction`` to approach them; the computation is otherwise the same) and
+  the dynamic classifier ``DYCls``.
 """
 import math
 from typing import Optional
@@ -29,6 +51,7 @@ import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, SafeBatchNorm1d, SafeBatchNorm2d, check_positive_int,
                     init_bias_, init_kernel_bank_)
+from .batched_conv import empty_batch_output, is_empty_batch
 
 
 def _hsigmoid2(x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +78,7 @@ class DCDConv2d(DynamicConvBase):
     Shapes: input ``(B, C_in, H, W)`` -> output ``(B, C_out, H', W')``.
     Parameters: ``weight`` ``(C_out, C_in/g, kh, kw)`` (W0), optional
     ``bias`` ``(C_out,)``, ``q`` / ``p`` (1x1), ``fc``, ``fc_gate``,
-    ``fc_phi``, ``fc_scale`` and three BatchNorms.
+    ``fc_phi``, ``fc_scale`` and two BatchNorms (``bn_q``, ``bn_phi``).
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation,
@@ -97,12 +120,14 @@ class DCDConv2d(DynamicConvBase):
     def dynamic_params(self, x: torch.Tensor):
         """``Φ(x)`` ``(B, L, L)`` and ``λ(x)`` ``(B, C_out)``."""
         h = self.fc(x.mean((2, 3)))
-        h = h * _hsigmoid2(self.fc_gate(h)) / 2
+        h = h * _hsigmoid2(self.fc_gate(h))  # official SEModule_small: gate in [0, 2]
         phi = self.fc_phi(h).view(-1, self.latent_dim, self.latent_dim)
         return phi, _hsigmoid2(self.fc_scale(h))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if is_empty_batch(x):
+            return empty_batch_output(self, x)
         batch = x.size(0)
         out_hw = self.output_size(x.size(2), x.size(3))
         phi, scale = self.dynamic_params(x)

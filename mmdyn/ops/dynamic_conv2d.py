@@ -13,8 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
-                    check_positive_int, check_temperature)
-from .batched_conv import MIX_STRATEGIES, mixed_kernel_conv2d
+                    check_fraction, check_positive_int, check_temperature)
+from .batched_conv import (MIX_STRATEGIES, empty_batch_output, is_empty_batch,
+                           mixed_kernel_conv2d)
 
 
 class DynamicConv2d(TemperatureMixin, DynamicConvBase):
@@ -33,6 +34,8 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
         min_hidden (int): Lower bound of the hidden width. Default: 4.
         temperature (float): Softmax temperature T. Default: 30.
         strategy (str): Per-sample convolution strategy. Default: ``'auto'``.
+            While traced or exported the layer runs the batch-agnostic path
+            whatever the strategy (:func:`~mmdyn.ops.batched_conv.is_exporting`).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -42,8 +45,7 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias)
         self.kernel_num = check_positive_int('kernel_num', kernel_num)
-        if not 0 < reduction <= 1:
-            raise ValueError(f'reduction must be in (0, 1], got {reduction!r}')
+        reduction = check_fraction('reduction', reduction)
         hidden = max(int(in_channels * reduction), check_positive_int('min_hidden', min_hidden))
         self.temperature = check_temperature(temperature)
         self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
@@ -64,6 +66,8 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if is_empty_batch(x):
+            return empty_batch_output(self, x)
         return mixed_kernel_conv2d(x, self.attention(x), self.weight, self.bias, None,
                                    self.stride, self.padding, self.dilation, self.groups,
                                    self.strategy)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, at_least_float32, check_choice, check_positive_int,
                     init_bias_, init_kernel_bank_)
+from .batched_conv import empty_batch_output, is_empty_batch
 
 MASKS = ('spatial', 'channel', 'none')
 FUSIONS = ('conv1x1', 'sum')
@@ -237,6 +238,8 @@ class DynamicMaskConv2d(DynamicConvBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if is_empty_batch(x):
+            return empty_batch_output(self, x)
         return dynamic_mask_conv2d(x, self.weight, self.bias, self.effective_dilations,
                                    self.stride, self.groups, mask=self.mask,
                                    mask_weight=self.mask_weight, mask_bias=self.mask_bias,

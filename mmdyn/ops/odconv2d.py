@@ -28,8 +28,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, at_least_float32,
-                    check_choice, check_positive_int, check_temperature)
-from .batched_conv import STRATEGIES, mixed_kernel_conv2d
+                    check_choice, check_fraction, check_positive_int, check_temperature)
+from .batched_conv import (STRATEGIES, empty_batch_output, is_empty_batch,
+                           mixed_kernel_conv2d)
+from .fused_attention import odconv_mixture_conv2d, use_fused
 
 Attn = Union[torch.Tensor, float]
 
@@ -53,6 +55,8 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
         temperature (float): T of every head (official default 1.0; anneal
             30 -> 1 with ``TemperatureAnnealHook`` as the ODConv recipe does).
         strategy (str): Per-sample convolution strategy. Default: ``'auto'``.
+            While traced or exported the layer runs the batch-agnostic path
+            whatever the strategy (:func:`~mmdyn.ops.batched_conv.is_exporting`).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -62,8 +66,7 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias)
         self.kernel_num = check_positive_int('kernel_num', kernel_num)
-        if not 0 < reduction <= 1:
-            raise ValueError(f'reduction must be in (0, 1], got {reduction!r}')
+        reduction = check_fraction('reduction', reduction)
         hidden = max(int(in_channels * reduction), check_positive_int('min_channels',
                                                                       min_channels))
         self.temperature = check_temperature(temperature)
@@ -106,10 +109,16 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if is_empty_batch(x):
+            return empty_batch_output(self, x)
         batch = x.size(0)
         channel, filt, spatial, kernel_att = self.attention(x)
         if not isinstance(kernel_att, torch.Tensor):                 # K == 1
             kernel_att = x.new_ones(batch, 1, dtype=torch.float32)
+        if self.strategy == 'auto' and use_fused(x, self.weight, self.groups):  # fused_attention
+            out = odconv_mixture_conv2d(x, self.weight, kernel_att, channel, filt, spatial,
+                                        self.stride, self.padding, self.dilation)
+            return out if self.bias is None else out + self.bias.to(out.dtype).view(1, -1, 1, 1)
         x = x * channel.to(x.dtype).view(batch, -1, 1, 1)
         out = mixed_kernel_conv2d(x, kernel_att, self.weight, None,
                                   spatial if isinstance(spatial, torch.Tensor) else None,

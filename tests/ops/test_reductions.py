@@ -240,7 +240,7 @@ def test_dcd_matches_decomposition_formula(stride):
     assert L == 3
     pooled = x.mean((2, 3))
     h = layer.fc(pooled)
-    h = h * (F.relu6(layer.fc_gate(h) + 3) / 3) / 2
+    h = h * (F.relu6(layer.fc_gate(h) + 3) / 3)  # official SEModule_small, not halved
     phi = layer.fc_phi(h).view(2, L, L)
     lam = F.relu6(layer.fc_scale(h) + 3) / 3
     q = layer.bn_q(F.conv2d(x, layer.q.weight, stride=stride))
