@@ -232,7 +232,6 @@ def test_without_states_the_resume_drifts(single):
     assert diff > 1e-6
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU/gloo path')
 def test_two_process_sigkill_and_resume(tmp_path):
     """2 gloo processes with a different seed per rank (so the ranks' states
