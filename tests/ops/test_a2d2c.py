@@ -1,10 +1,12 @@
 """A2D2C / A2D2C+: fast path vs the paper's literal computation, sampling, the patch
 mean identity, and gradients through the attention."""
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from _ops_helpers import MIX_STRATEGIES, scale_tol, seeded
+from _ops_helpers import MIX_STRATEGIES, cpu_only, scale_tol, seeded
 from mmdyn.ops import A2D2CConv2d, A2D2CPlusConv2d, mean_input_patches, sample_positions
 
 CLASSES = [pytest.param(A2D2CConv2d, id='A2D2C'), pytest.param(A2D2CPlusConv2d, id='A2D2CPlus')]
@@ -65,13 +67,16 @@ def test_fast_equals_reference_every_strategy(cls, strategy, geo):
     torch.testing.assert_close(y_fast, y_ref, **scale_tol(y_ref))
 
 
+@cpu_only
 @pytest.mark.parametrize('shape,expected', [((3, 8, 9, 10), 'loop'), ((3, 8, 6, 6), 'maps'),
                                             ((3, 8, 40, 40), 'grouped')])
 def test_auto_strategy_paths_match_reference(shape, expected, monkeypatch):
     """'auto' picks loop / maps / grouped by map size on CPU; each path against the
     reference (the other geometries have 4 channels)."""
-    from mmdyn.ops import batched_conv, select_strategy
-    monkeypatch.setattr(batched_conv, 'LOOP_MIN_KERNEL_ELEMENTS', 1)  # tiny kernels here
+    from mmdyn.ops import batched_conv, fused_attention, select_strategy
+    monkeypatch.setitem(batched_conv.STRATEGY_RULES, 'cpu', dataclasses.replace(
+        batched_conv.STRATEGY_RULES['cpu'], grouped_below_kernel_elements=1))  # tiny kernels
+    monkeypatch.setattr(fused_attention, 'ENABLED', False)  # else 'auto' fuses on CPU
     ref, fast, _ = _pair(A2D2CConv2d, (8, 6, 3, 1, 1, 1, 1, True), sampling='random')
     x = torch.randn(shape)
     assert select_strategy(x, fast.weight.shape[1:], shape[2:], maps_ok=True) == expected

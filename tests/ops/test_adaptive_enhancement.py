@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import gradcheck
 
-from _ops_helpers import scale_tol
+from _ops_helpers import TEST_DEVICE, scale_tol
 from mmdyn.ops import MODULES, AdaptiveEnhancement
 
 TIGHT = dict(rtol=1e-10, atol=1e-10)
@@ -177,6 +177,6 @@ def test_reset_parameters_and_plugin_keyword():
 def test_bf16_autocast_keeps_dtype():
     ae = _ae()
     x = torch.randn(2, 8, 4, 4, dtype=torch.bfloat16)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast(TEST_DEVICE.type, dtype=torch.bfloat16):
         y = ae(x)
     assert y.dtype == torch.bfloat16 and torch.isfinite(y.float()).all()

@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd import gradcheck
 
-from _ops_helpers import scale_tol
+from _ops_helpers import TEST_DEVICE, scale_tol
 from mmdyn.ops import MODULES, DynamicMaskConv2d, dynamic_mask_conv2d
 
 MASKS = ['spatial', 'channel', 'none']
@@ -330,6 +330,6 @@ def test_repr_attrs_and_registration_alias():
 
 def test_bf16_autocast_runs():
     layer = _dmc()
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast(TEST_DEVICE.type, dtype=torch.bfloat16):
         y = layer(torch.randn(2, 4, 6, 6))
     assert y.dtype == torch.bfloat16 and torch.isfinite(y.float()).all()

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _ops_helpers import TEST_DEVICE
 from mmdyn.ops import MIX_STRATEGIES, mix_kernels, mixed_kernel_conv2d
 
 GEOMETRIES = [  # cin, cout, k, stride, padding, dilation, groups
@@ -41,7 +42,7 @@ def test_every_strategy_matches_materialised_mixture(strategy, per_channel, with
     if strategy == 'maps' and with_spatial:
         pytest.skip('maps does not apply with spatial attention (tested below)')
     cin, cout, k, *_, groups = geo
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator(TEST_DEVICE).manual_seed(0)
     x = torch.randn(3, cin, 9, 8, generator=g, dtype=torch.float64)
     bank = torch.randn(4, cout, cin // groups, k, k, generator=g, dtype=torch.float64)
     attn = torch.rand((3, 4, cout) if per_channel else (3, 4), generator=g,
@@ -62,7 +63,7 @@ def test_mix_kernels_shapes():
 
 @pytest.mark.parametrize('strategy', ['loop', 'maps', 'grouped'])
 def test_gradcheck_mixture(strategy):
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator(TEST_DEVICE).manual_seed(1)
     x = torch.randn(2, 2, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
     bank = torch.randn(3, 4, 1, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
     attn = torch.rand(2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
