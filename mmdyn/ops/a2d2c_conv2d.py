@@ -22,6 +22,7 @@ the per-sample kernel and run :func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d
 a second convolution for A2D2C). Readings of the paper we had to choose are
 listed in ``docs/a2d2c_fidelity.md`` and in the class docstring.
 """
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -29,8 +30,10 @@ import torch.nn.functional as F
 
 from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
                     check_positive_int, check_temperature, conv_output_hw)
-from .batched_conv import (MIX_STRATEGIES, bank_maps, combine_maps, is_channels_last,
+from .batched_conv import (MIX_STRATEGIES, bank_maps, combine_maps, empty_batch_output,
+                           is_channels_last, is_empty_batch, is_exporting,
                            mixed_kernel_conv2d, select_strategy)
+from .fused_attention import fused_mixture_conv2d, use_fused
 
 SAMPLING_MODES = ('random', 'fixed', 'none')
 IMPLS = ('fast', 'reference')
@@ -163,6 +166,13 @@ def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     num_k, cout, cin_g, kh, kw = weight.shape
     batch = x.size(0)
     out_hw = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
+    if is_exporting():  # tracing/exporting: the batch-agnostic 'maps' path
+        strategy = 'maps'
+    if strategy == 'auto' and use_fused(x, weight, groups, out_hw):  # fused_attention.py
+        patch = mean_input_patches(x, positions, (kh, kw), stride, padding, dilation, out_hw)
+        return fused_mixture_conv2d(x, weight, bias, patch=patch.flatten(1),
+                                    temperature=temperature, stride=stride, padding=padding,
+                                    dilation=dilation)
     if strategy == 'auto':
         strategy = select_strategy(x, weight.shape[1:], out_hw, maps_ok=True)
     if strategy == 'maps':
@@ -257,6 +267,12 @@ class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
         impl (str): ``'fast'`` (one convolution, default) or ``'reference'``.
         strategy (str): Per-sample convolution strategy of the fast path,
             ``'auto'`` (default), ``'grouped'``, ``'loop'`` or ``'bmm'``.
+
+    While traced or exported (``torch.jit.trace``, ``torch.onnx.export``,
+    ``torch.export``) the layer runs the batch-agnostic ``maps`` form of the
+    fast path whatever ``impl`` and ``strategy`` say (the same function);
+    ``sampling='random'`` cannot be exported (use eval mode). An empty batch
+    gives an empty output, as ``nn.Conv2d``.
     """
 
     _plus = False
@@ -292,8 +308,17 @@ class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if is_empty_batch(x):
+            return empty_batch_output(self, x)
+        exporting = is_exporting()
+        mode = self.sampling if self.training else self.eval_sampling
+        if exporting and mode == 'random' and self.num_points < math.prod(
+                self.output_size(x.size(2), x.size(3))):
+            raise RuntimeError(f"{type(self).__name__}: sampling 'random' draws new positions "
+                               f"at every call and cannot be traced or exported; export in "
+                               f"eval mode with eval_sampling 'none' (the default) or 'fixed'")
         positions = self.draw_positions(x)
-        if self.impl == 'fast':
+        if self.impl == 'fast' or exporting:  # the reference loops over the batch
             return a2d2c_fast(x, self.weight, self.bias, positions, self.temperature,
                               self.stride, self.padding, self.dilation, self.groups,
                               self.strategy)

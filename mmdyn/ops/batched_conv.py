@@ -33,8 +33,14 @@ strategies with different cost profiles:
 in its docstring). :func:`batched_dynamic_conv2d` is the kernel-given routine
 under ``grouped``/``loop``/``bmm``. The module-level :data:`FORCED_STRATEGY`
 (environment variable ``MMDYN_BATCHED_CONV``) overrides ``auto`` globally.
+
+While a model is traced or exported (:func:`is_exporting`) every strategy is
+replaced by :func:`export_safe_mixed_conv2d`, which never reads the batch size
+(``maps`` without spatial attention, im2col + batched matmul with it); see the
+end of this module and ``docs/deploy.md``.
 """
 import os
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
@@ -51,6 +57,88 @@ MIX_STRATEGIES = STRATEGIES + ('maps', )
 FORCED_STRATEGY: Optional[str] = os.environ.get('MMDYN_BATCHED_CONV') or None
 
 
+@dataclass(frozen=True)
+class StrategyRule:
+    """The thresholds of ``strategy='auto'`` for one device type, as data.
+
+    :meth:`choose` applies them in this order (the first that matches wins):
+
+    1. batch size 1 -> :attr:`batch1`;
+    2. ``maps`` applies (no spatial attention), autograd is recording and the
+       output map has at most :attr:`maps_max_positions` positions -> ``maps``;
+    3. fewer than :attr:`grouped_below_cin` input channels per group
+       (depthwise), an output map of at least :attr:`grouped_min_positions`
+       positions, or a per-sample kernel of fewer than
+       :attr:`grouped_below_kernel_elements` values -> ``grouped``;
+    4. otherwise -> :attr:`otherwise`.
+
+    A threshold of ``None`` disables its test. ``tools/gpu_check.py`` prints
+    the rule of its device next to the measured fastest strategy per shape.
+
+    Attributes:
+        batch1: Strategy at batch size 1.
+        maps_max_positions: Largest ``H'*W'`` for ``maps`` (or None).
+        grouped_below_cin: ``grouped`` below this many input channels per group.
+        grouped_min_positions: ``grouped`` from this many output positions on.
+        grouped_below_kernel_elements: ``grouped`` below this many kernel values.
+        otherwise: Strategy for the remaining shapes.
+        source: Where the thresholds come from.
+    """
+    batch1: str = 'loop'
+    maps_max_positions: Optional[int] = None
+    grouped_below_cin: Optional[int] = None
+    grouped_min_positions: Optional[int] = None
+    grouped_below_kernel_elements: Optional[int] = None
+    otherwise: str = 'grouped'
+    source: str = ''
+
+    def choose(self, batch: int, kernel_shape, out_hw: Tuple[int, int], maps_ok: bool = False,
+               grad_enabled: bool = True) -> str:
+        """The strategy for a batch of ``batch`` inputs (no tensor needed).
+
+        Args:
+            batch: Batch size B.
+            kernel_shape: ``(C_out, C_in/g, kh, kw)`` of one per-sample kernel.
+            out_hw: Output map size.
+            maps_ok: Whether the ``maps`` strategy applies.
+            grad_enabled: Whether autograd is recording.
+        """
+        if batch == 1:
+            return self.batch1
+        positions = out_hw[0] * out_hw[1]
+        if (maps_ok and grad_enabled and self.maps_max_positions is not None
+                and positions <= self.maps_max_positions):
+            return 'maps'
+        kernel_elements = kernel_shape[0] * kernel_shape[1] * kernel_shape[2] * kernel_shape[3]
+        if ((self.grouped_below_cin is not None and kernel_shape[1] < self.grouped_below_cin)
+                or (self.grouped_min_positions is not None
+                    and positions >= self.grouped_min_positions)
+                or (self.grouped_below_kernel_elements is not None
+                    and kernel_elements < self.grouped_below_kernel_elements)):
+            return 'grouped'
+        return self.otherwise
+
+
+#: ``strategy='auto'`` rule per device type; other accelerators use
+#: :data:`ACCELERATOR_RULE_KEY`'s rule. Thresholds and measurements: :func:`select_strategy`.
+STRATEGY_RULES = {
+    'cpu': StrategyRule(
+        batch1='loop', maps_max_positions=64, grouped_below_cin=8, grouped_min_positions=1024,
+        grouped_below_kernel_elements=128 * 128 * 3 * 3, otherwise='loop',
+        source='tools/benchmark_layers.py on the 2-core CI machine (docs/benchmarks.md)'),
+    'cuda': StrategyRule(
+        batch1='loop', otherwise='grouped',
+        source='not measured yet: run tools/gpu_check.py on a GPU (docs/gpu.md)'),
+}
+#: Device types without an entry in :data:`STRATEGY_RULES` use this entry's rule.
+ACCELERATOR_RULE_KEY = 'cuda'
+
+
+def strategy_rule(device_type: str) -> StrategyRule:
+    """The :class:`StrategyRule` that ``strategy='auto'`` applies on ``device_type``."""
+    return STRATEGY_RULES.get(device_type, STRATEGY_RULES[ACCELERATOR_RULE_KEY])
+
+
 def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
                     maps_ok: bool = False) -> str:
     """Choose how to run per-sample kernels for this input.
@@ -61,8 +149,10 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
         out_hw: Output map size.
         maps_ok: Whether the ``maps`` strategy applies (no spatial attention).
 
-    Rule. CUDA: ``loop`` at batch 1, else ``grouped``. CPU (thresholds measured
-    with ``tools/benchmark_layers.py`` on the 2-core CI machine, ResNet-50 3x3
+    Rule: :data:`FORCED_STRATEGY` if set, else the :class:`StrategyRule` of
+    ``x``'s device type in :data:`STRATEGY_RULES`. CUDA: ``loop`` at batch 1,
+    else ``grouped`` (not measured yet). CPU (thresholds measured with
+    ``tools/benchmark_layers.py`` on the 2-core CI machine, ResNet-50 3x3
     stage shapes at batch 32, figures in ``docs/benchmarks.md``):
 
     * batch 1 -> ``loop`` (a single plain convolution);
@@ -72,8 +162,8 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
       ``loop`` is cheaper (it never writes all kernels to memory);
     * fewer than 8 input channels per group (depthwise), maps of 32x32 and
       larger (``H'*W' >= 1024``), or small kernels (fewer than
-      :data:`LOOP_MIN_KERNEL_ELEMENTS` = 128*128*3*3 values, where the B
-      per-sample calls of ``loop`` cost more than they save) -> ``grouped``;
+      128*128*3*3 values, where the B per-sample calls of ``loop`` cost more
+      than they save) -> ``grouped``;
     * otherwise (many channels, maps below 32x32) -> ``loop``: there the
       grouped kernel costs 2.5-7x a static conv on CPU (e.g. 256x14x14 and
       512x7x7 at batch 32) and the blocked loop 1.5-3x.
@@ -85,18 +175,8 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
                              f'{list(MIX_STRATEGIES)}')
         if FORCED_STRATEGY != 'maps' or maps_ok:
             return FORCED_STRATEGY
-    if x.size(0) == 1:
-        return 'loop'
-    if x.device.type != 'cpu':
-        return 'grouped'
-    positions = out_hw[0] * out_hw[1]
-    if maps_ok and positions <= 64 and torch.is_grad_enabled():
-        return 'maps'
-    kernel_elements = kernel_shape[0] * kernel_shape[1] * kernel_shape[2] * kernel_shape[3]
-    if (kernel_shape[1] < 8 or positions >= 1024
-            or kernel_elements < LOOP_MIN_KERNEL_ELEMENTS):
-        return 'grouped'
-    return 'loop'
+    return strategy_rule(x.device.type).choose(x.size(0), kernel_shape, out_hw, maps_ok,
+                                               torch.is_grad_enabled())
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
@@ -132,8 +212,9 @@ def mix_kernels(attn: torch.Tensor, bank: torch.Tensor, bias_bank=None, spatial=
     return kernels, bias
 
 
-#: Per-sample kernels smaller than this run ``grouped`` rather than ``loop`` (CPU).
-LOOP_MIN_KERNEL_ELEMENTS = 128 * 128 * 3 * 3
+#: Per-sample kernels smaller than this run ``grouped`` rather than ``loop`` (CPU;
+#: a copy of ``STRATEGY_RULES['cpu']``, which is what ``auto`` reads).
+LOOP_MIN_KERNEL_ELEMENTS = STRATEGY_RULES['cpu'].grouped_below_kernel_elements
 
 #: Target size (elements) of the per-sample kernel block built in cache by
 #: the ``loop`` strategy: about 2 MB of float32, what stays in a core's cache.
@@ -231,12 +312,21 @@ def mixed_kernel_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Tensor,
     if strategy == 'maps' and spatial is not None:
         raise ValueError("strategy 'maps' needs kernels shared over space; it does not "
                          'apply with a spatial attention (ODConv)')
+    if is_exporting():  # batch-agnostic, whatever the strategy (end of this module)
+        return export_safe_mixed_conv2d(x, attn, bank, bias_bank, spatial, stride, padding,
+                                        dilation, groups)
     if attn.size(0) != x.size(0) or attn.size(1) != bank.size(0):
         raise ValueError(f'attention {tuple(attn.shape)} does not match a batch of '
                          f'{x.size(0)} and {bank.size(0)} kernels')
     num_k, cout, _, kh, kw = bank.shape
     out_hw = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     if strategy == 'auto':
+        from .fused_attention import fused_mixture_conv2d, use_fused  # (imports this module)
+        if use_fused(x, bank, groups, out_hw):  # one pass, kernels recomputed in backward
+            in_scale = None if spatial is None else spatial.view(x.size(0), 1, -1).expand(
+                -1, bank.size(2), -1).reshape(x.size(0), -1)
+            return fused_mixture_conv2d(x, bank, bias_bank, attn=attn, in_scale=in_scale,
+                                        stride=stride, padding=padding, dilation=dilation)
         strategy = select_strategy(x, bank.shape[1:], out_hw, maps_ok=spatial is None)
     if strategy in ('grouped', 'bmm'):
         kernels, bias = mix_kernels(attn, bank, bias_bank, spatial)
@@ -302,6 +392,123 @@ def batched_dynamic_conv2d(x: torch.Tensor, weight: torch.Tensor,
         out = torch.matmul(w, cols).view(batch, cout, out_h, out_w)
         if bias is not None:
             out = out + bias.to(out.dtype).view(batch, cout, 1, 1)
+    if is_channels_last(x):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
+# ============================================================================
+# Export-safe path (torch.jit.trace, torch.onnx.export, torch.export) and empty
+# batches. Everything below is batch-agnostic: no Python loop over the batch, no
+# ``groups = B*g`` and no branch on the batch size, so a graph traced at one
+# batch size runs at any other.
+# ============================================================================
+
+#: ``None``: take the export-safe path only while tracing/exporting; True/False:
+#: always/never (set by :class:`export_safe_path`).
+_EXPORT_PATH_OVERRIDE: Optional[bool] = None
+
+
+def is_exporting() -> bool:
+    """Whether mmdyn layers take their export-safe path now: while the model is
+    traced or exported (``torch.jit.trace``, ``torch.onnx.export`` with either
+    exporter, ``torch.export``), unless :class:`export_safe_path` says otherwise."""
+    if _EXPORT_PATH_OVERRIDE is not None:
+        return _EXPORT_PATH_OVERRIDE
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return True
+    exporting = getattr(getattr(torch, 'compiler', None), 'is_exporting', None)
+    return bool(exporting is not None and exporting())
+
+
+class export_safe_path:  # noqa: N801 (a context manager used like a function)
+    """Force the export-safe path on (default) or off, e.g. in eager mode to
+    check or time what an exported graph computes::
+
+        with export_safe_path():
+            y = layer(x)
+
+    ``export_safe_path(False)`` keeps the eager strategies while tracing (used by
+    the FLOP counter, which traces to count what eager mode runs); a graph traced
+    so is only valid at its traced batch size.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = bool(enabled)
+        self._previous: Optional[bool] = None
+
+    def __enter__(self):
+        global _EXPORT_PATH_OVERRIDE
+        self._previous = _EXPORT_PATH_OVERRIDE
+        _EXPORT_PATH_OVERRIDE = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        global _EXPORT_PATH_OVERRIDE
+        _EXPORT_PATH_OVERRIDE = self._previous
+        return False
+
+
+def is_empty_batch(x: torch.Tensor) -> bool:
+    """True for an eager input with no sample (never while exporting, where the
+    batch size must not be read)."""
+    return not is_exporting() and x.size(0) == 0
+
+
+def empty_batch_output(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What ``nn.Conv2d`` returns for an empty batch: a ``(0, C_out, H', W')``
+    tensor, connected to ``x`` and to every parameter of ``layer`` (their
+    gradients are zeros, so ``backward`` works as for ``nn.Conv2d``).
+
+    ``layer`` needs ``out_channels`` and ``output_size(h, w)``
+    (:class:`~mmdyn.ops._base.DynamicConvBase`).
+    """
+    out_h, out_w = layer.output_size(x.size(2), x.size(3))
+    out = x.new_zeros(0, layer.out_channels, out_h, out_w)
+    anchor = x.sum() * 0
+    for p in layer.parameters():
+        if p.requires_grad:
+            anchor = anchor + p.sum().to(out.dtype) * 0
+    return out + anchor
+
+
+def export_safe_mixed_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Tensor,
+                             bias_bank: Optional[torch.Tensor] = None,
+                             spatial: Optional[torch.Tensor] = None, stride=(1, 1),
+                             padding=(0, 0), dilation=(1, 1), groups: int = 1) -> torch.Tensor:
+    """:func:`mixed_kernel_conv2d` in a batch-agnostic form (same arguments).
+
+    * Without spatial attention: the ``maps`` strategy, ONE static convolution
+      with all ``K*C_out`` kernels, then ``Σ_k attn_k ⊙ F_k``. The exported
+      graph holds an ordinary ``Conv`` with constant weights.
+    * With a spatial attention (ODConv): the per-sample kernels
+      ``s_b ⊙ Σ_k attn[b, k] W_k`` and im2col (``F.unfold``) + one batched
+      matrix product; its reshapes read the batch size from the input (a
+      symbolic size in the exported graph, never a constant).
+
+    Both are exact (the same sums as the other strategies, in another order).
+    Measured with onnxruntime (CPU, 1 thread, batch 3, K=4, 3x3): ``maps`` costs
+    about 4x a static convolution and beats im2col + matmul for kernels shared
+    over space; for ODConv, im2col + matmul and a per-tap decomposition cost
+    about the same (``docs/deploy.md``).
+    """
+    if spatial is None:
+        out = combine_maps(bank_maps(x, bank, bias_bank, stride, padding, dilation, groups),
+                           attn)
+    else:
+        # Every reshape names its sizes from tensor sizes (B) or constants: the
+        # TorchScript exporter then infers a symbolic batch for every value (``unflatten``
+        # defeats its inference, which falls back to the traced batch size downstream).
+        num_k, cout, cin_g, kh, kw = bank.shape
+        batch = x.size(0)
+        out_h, out_w = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
+        kernels, bias = mix_kernels(attn, bank, bias_bank, spatial)   # (B, C_out, C_in/g, kh, kw)
+        kernels = kernels.reshape(batch, groups, cout // groups, cin_g * kh * kw)
+        cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+        cols = cols.reshape(batch, groups, cin_g * kh * kw, out_h * out_w)
+        out = torch.matmul(kernels.to(cols.dtype), cols).reshape(batch, cout, out_h, out_w)
+        if bias is not None:
+            out = out + bias.to(out.dtype).reshape(batch, cout, 1, 1)
     if is_channels_last(x):
         out = out.contiguous(memory_format=torch.channels_last)
     return out

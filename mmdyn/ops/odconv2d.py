@@ -115,7 +115,8 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
         channel, filt, spatial, kernel_att = self.attention(x)
         if not isinstance(kernel_att, torch.Tensor):                 # K == 1
             kernel_att = x.new_ones(batch, 1, dtype=torch.float32)
-        if self.strategy == 'auto' and use_fused(x, self.weight, self.groups):  # fused_attention
+        if self.strategy == 'auto' and use_fused(  # one pass: fused_attention.py
+                x, self.weight, self.groups, self.output_size(x.size(2), x.size(3))):
             out = odconv_mixture_conv2d(x, self.weight, kernel_att, channel, filt, spatial,
                                         self.stride, self.padding, self.dilation)
             return out if self.bias is None else out + self.bias.to(out.dtype).view(1, -1, 1, 1)

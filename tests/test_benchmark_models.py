@@ -1,0 +1,95 @@
+"""tools/benchmark_models.py: one tiny end-to-end run (ResNet-18 at 32x32, static vs
+A2D2C+, memory processes included) and the pieces of mmdyn.analysis.benchmark.
+Timings are not asserted: they belong to the benchmark, not to unit tests."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmdyn.analysis import benchmark as bm
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / 'tools' / 'benchmark_models.py'
+
+
+def test_quick_run_writes_table_json_csv_md(tmp_path):
+    out = tmp_path / 'bench'
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), '--quick', '--threads', '1', '--repeats', '1',
+         '--warmup', '0', '--out', str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'train fwd+bwd b=2 ms' in proc.stdout and 'train peak MB' in proc.stdout
+    assert 'benchmark' in proc.stderr  # the progress bar
+    data = json.loads((out / 'benchmark_models.json').read_text())
+    rows = data['rows']
+    assert [(r['model'], r['layer']) for r in rows] == [('resnet18', 'static'),
+                                                        ('resnet18', 'A2D2CPlus')]
+    static, dyn = rows
+    for key in ('eval_b1', 'eval_b2', 'train_b2'):
+        assert static[f'{key}_x'] == 1.0
+        assert dyn[f'{key}_ms'] > 0
+        assert dyn[f'{key}_x'] == pytest.approx(dyn[f'{key}_ms'] / static[f'{key}_ms'])
+    assert static['train_memory_mb'] > 0 and dyn['train_memory_mb'] > 0
+    assert dyn['train_memory_x'] == pytest.approx(dyn['train_memory_mb']
+                                                  / static['train_memory_mb'])
+    assert 'VmHWM' in dyn['memory_method'] or 'ru_maxrss' in dyn['memory_method']
+    # 4 kernels per dynamic conv: the A2D2C+ backbone has about 4x the parameters
+    assert 3.5 < dyn['params_m'] / static['params_m'] < 4.1
+    assert data['env']['threads'] == 1 and len(data['env']['load_average_start']) == 3
+    with open(out / 'benchmark_models.csv') as f:
+        assert [r['layer'] for r in csv.DictReader(f)] == ['static', 'A2D2CPlus']
+    md = (out / 'benchmark_models.md').read_text()
+    assert md.count('| resnet18 |') == 2 and 'load average' in md
+
+
+def test_unknown_layer_is_rejected(tmp_path):
+    proc = subprocess.run([sys.executable, str(TOOL), '--layers', 'Nope', '--out',
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and "unknown layer(s) ['Nope']" in proc.stderr
+
+
+def test_interleaved_rounds_rotate_and_take_medians():
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in 'abc'}
+    medians = bm.interleaved_medians(steps, torch.device('cpu'), repeats=3, warmup=1)
+    assert set(medians) == {'a', 'b', 'c'} and all(m >= 0 for m in medians.values())
+    assert calls == list('abc' 'bca' 'cab' 'abc')  # every variant once per round
+
+
+def test_tables_and_targets():
+    rows = [dict(model='resnet50', layer='static', params_m=23.5, eval_b1_ms=10.0,
+                 eval_b8_ms=40.0, train_b8_ms=100.0, train_memory_mb=900.0),
+            dict(model='resnet50', layer='A2D2CPlus', params_m=90.0, eval_b1_ms=17.0,
+                 eval_b8_ms=56.0, train_b8_ms=180.0, train_memory_mb=1080.0)]
+    for row in rows:
+        for key in ('eval_b1', 'eval_b8', 'train_b8', 'train_memory'):
+            unit = 'mb' if key == 'train_memory' else 'ms'
+            row[f'{key}_x'] = row[f'{key}_{unit}'] / rows[0][f'{key}_{unit}']
+    assert bm.measure_columns(rows) == ['eval_b1_ms', 'eval_b8_ms', 'train_b8_ms',
+                                        'train_memory_mb']
+    targets = {t['column']: t for t in bm.check_targets(rows)}
+    assert set(targets) == {'eval_b1', 'eval_b8', 'train_b8', 'train_memory'}
+    assert targets['eval_b1']['met'] is False
+    assert targets['eval_b1']['measured'] == pytest.approx(1.7)
+    assert targets['eval_b8']['met'] is True and targets['train_b8']['met'] is False
+    assert targets['train_memory']['met'] is True  # 1.2 <= 1.25
+    text = bm.format_table(rows)
+    assert 'eval fwd b=8 ms' in text and '1.70' in text
+    env = dict(device_name='x86_64', device='cpu', threads=2, torch='2.x',
+               load_average_start=[0.5, 0.4, 0.3])
+    md = bm.markdown_table(rows, env)
+    assert '| resnet50 | A2D2CPlus | 90.00 | 17.0 (1.70x) |' in md
+    assert 'load average at the start 0.50' in md
+
+
+def test_layer_config():
+    assert bm.layer_config('DCD', 4) == dict(type='DCD')
+    assert bm.layer_config('ODConv', 4) == dict(type='ODConv', kernel_num=4)
+    with pytest.raises(ValueError, match='unknown model'):
+        bm.build_backbone('vgg', 'static')
