@@ -33,9 +33,7 @@ import math
 import os
 import os.path as osp
 import platform
-import statistics
 import sys
-import time
 import weakref
 
 import torch
@@ -45,6 +43,7 @@ from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmdyn.ops import LAYERS, MODULES  # noqa: E402
+from mmdyn.utils.gpu_check import interleaved_medians  # noqa: E402  (one timing loop)
 
 SHAPES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # (channels, spatial size)
 RATIOS = {'fwd_ms': 'fwd_x', 'fwd_bwd_ms': 'fwd_bwd_x', 'peak_mb': 'peak_x'}
@@ -73,28 +72,6 @@ def build_variants(kernel_num, num_points):
     variants['AdaptiveEnhancement'] = lambda c: MODULES['AdaptiveEnhancement'](in_channels=c)
     variants['MSFF'] = lambda c: MODULES['MSFF'](in_channels=c)
     return variants
-
-
-def _sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def interleaved_medians(fns, device, repeats, warmup):
-    """Median seconds of each callable, timed round-robin ``repeats`` times
-    after ``warmup`` untimed rounds."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def peak_memory(fn, device):
