@@ -462,7 +462,8 @@ class CheckpointMismatchError(ValueError):
         self.mismatched = list(mismatched)
 
 
-def _unwrap_model(model: nn.Module) -> nn.Module:
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """``model.module`` for a model wrapper (DDP, MMEngine wrappers), else ``model``."""
     try:
         from mmengine.model import is_model_wrapper
         wrapped = is_model_wrapper(model)
@@ -478,7 +479,7 @@ def optional_state_keys(model: nn.Module) -> set:
     the BatchNorm ``num_batches_tracked`` counters (torch fills them in; they do
     not change evaluation)."""
     out = set()
-    for name, module in _unwrap_model(model).named_modules():
+    for name, module in unwrap_model(model).named_modules():
         prefix = f'{name}.' if name else ''
         for key in getattr(module, 'optional_state_keys', None) or ():
             out.add(prefix + key)
@@ -501,7 +502,7 @@ def state_dict_mismatch(model: nn.Module, state_dict) -> Tuple[List[str], List[s
                                                                List[Tuple[str, tuple, tuple]]]:
     """``(missing, unexpected, mismatched)`` keys of ``state_dict`` for
     ``model`` (see :func:`check_state_dict_fits`), each sorted."""
-    model = _unwrap_model(model)
+    model = unwrap_model(model)
     state = _model_state_of(state_dict)
     own = model.state_dict()
     optional = optional_state_keys(model)
@@ -549,7 +550,7 @@ def check_state_dict_fits(model: nn.Module, state_dict, source: str = 'checkpoin
                 + ')' if mismatched else '')]
     raise CheckpointMismatchError(
         f'{source} does not match the model: ' + ', '.join(parts)
-        + f' (model: {type(_unwrap_model(model)).__name__})', missing, unexpected, mismatched)
+        + f' (model: {type(unwrap_model(model)).__name__})', missing, unexpected, mismatched)
 
 
 class CheckpointFitHook(_HookBase):

@@ -22,9 +22,10 @@ from typing import List, Optional
 
 import torch.nn as nn
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner.base_loop import BaseLoop
+
+from .checkpoint import unwrap_model
 
 
 def annealed_temperature(n: int, total: int, start: float, end: float) -> float:
@@ -56,10 +57,8 @@ def set_model_temperature(model: nn.Module, temperature: float) -> int:
     Returns:
         How many modules were updated.
     """
-    if is_model_wrapper(model):
-        model = model.module
     count = 0
-    for module in model.modules():
+    for module in unwrap_model(model).modules():
         setter = getattr(module, 'set_temperature', None)
         if callable(setter):
             setter(temperature)
@@ -67,14 +66,10 @@ def set_model_temperature(model: nn.Module, temperature: float) -> int:
     return count
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if is_model_wrapper(model) else model
-
-
 def model_temperatures(model: nn.Module) -> List[float]:
     """The temperatures of every mmdyn layer of ``model`` (wrappers unwrapped),
     in module order."""
-    return [m.temperature for m in _unwrap(model).modules()
+    return [m.temperature for m in unwrap_model(model).modules()
             if callable(getattr(m, 'set_temperature', None))]
 
 
@@ -86,7 +81,7 @@ def apply_legacy_temperature(model: nn.Module, temperature: float) -> int:
         How many layers were set.
     """
     count = 0
-    for module in _unwrap(model).modules():
+    for module in unwrap_model(model).modules():
         if getattr(module, 'temperature_from_checkpoint', None) is False:
             module.set_temperature(temperature)
             module.__dict__['temperature_from_checkpoint'] = False  # still a legacy value
@@ -324,7 +319,7 @@ class ClassCountsHook(Hook):
 
     def before_train(self, runner) -> None:
         from mmdyn.datasets.classification import class_counts
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         losses = [m for m in model.modules() if hasattr(m, 'set_class_counts')]
         if not losses:
             raise RuntimeError('ClassCountsHook: the model has no loss with set_class_counts '
