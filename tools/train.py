@@ -163,12 +163,9 @@ def check_work_dir(work_dir: str, name: str = '--work-dir') -> None:
 def ensure_rng_state_hook(cfg) -> None:
     """Add ``RNGStateHook`` (RNG states in checkpoints, exact resumes) to
     ``custom_hooks`` unless the config has it."""
-    hooks = list(cfg.get('custom_hooks') or [])
-    names = [getattr(h.get('type'), '__name__', str(h.get('type'))).split('.')[-1]
-             for h in hooks if isinstance(h, dict)]
-    if 'RNGStateHook' not in names:
-        hooks.append(dict(type='RNGStateHook'))
-        cfg.custom_hooks = hooks
+    from mmdyn.engine.hooks import find_hook_cfg
+    if find_hook_cfg(cfg, 'RNGStateHook') is None:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='RNGStateHook')]
 
 
 def build_cfg(args):

@@ -428,12 +428,9 @@ def resolve_class_names(cfg, num_classes: Optional[int] = None,
 def _inference_temperature(cfg) -> Optional[float]:
     """``end_temperature`` of the config's ``TemperatureAnnealHook``, if any (used
     only for layers loaded from a checkpoint without a stored temperature)."""
-    for hook in cfg.get('custom_hooks') or []:
-        kind = hook.get('type') if isinstance(hook, dict) else None
-        name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
-        if name.split('.')[-1] == 'TemperatureAnnealHook':
-            return float(hook.get('end_temperature', 1.0))
-    return None
+    from mmdyn.engine.hooks import find_hook_cfg
+    hook = find_hook_cfg(cfg, 'TemperatureAnnealHook')
+    return None if hook is None else float(hook.get('end_temperature', 1.0))
 
 
 def _load_weights(model: torch.nn.Module, checkpoint: str, strict: bool) -> dict:

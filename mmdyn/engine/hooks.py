@@ -28,6 +28,18 @@ from mmengine.runner.base_loop import BaseLoop
 from .checkpoint import unwrap_model
 
 
+def find_hook_cfg(cfg, name: str) -> Optional[dict]:
+    """The first entry of ``cfg.custom_hooks`` whose ``type`` is ``name`` (a
+    registry name, possibly scoped like ``'mmdyn.X'``, or the class itself), or
+    ``None``."""
+    for hook in cfg.get('custom_hooks') or []:
+        kind = hook.get('type') if isinstance(hook, dict) else None
+        kind = kind if isinstance(kind, str) else getattr(kind, '__name__', str(kind))
+        if kind.split('.')[-1] == name:
+            return hook
+    return None
+
+
 def annealed_temperature(n: int, total: int, start: float, end: float) -> float:
     """Temperature of the linear schedule at iteration ``n``.
 
