@@ -6,13 +6,14 @@ from .checkpoint import (ALLOWED_CHECKPOINT_GLOBALS, CheckpointFitHook, Checkpoi
                          install_safe_checkpoint_loading, load_checkpoint_bytes,
                          load_checkpoint_file, load_checkpoint_url, read_checkpoint,
                          weights_only_torch_load)
+from .config import load_config, propagate_data_root
 from .dist import (CPUAmpOptimWrapper, CPUDistributedDataParallel, cpu_model_wrapper_cfg,
                    init_cpu_dist_if_needed)
 from .hooks import (ClassCountsHook, ProgressBarHook, TemperatureAnnealHook, annealed_temperature,
                     apply_legacy_temperature, model_temperatures, set_model_temperature)
 from .rng import RNGStateHook, get_rng_state, set_rng_state
 
-__all__ = ['ALLOWED_CHECKPOINT_GLOBALS', 'UnsafeCheckpointError',
+__all__ = ['load_config', 'propagate_data_root', 'ALLOWED_CHECKPOINT_GLOBALS', 'UnsafeCheckpointError',
            'install_safe_checkpoint_loading', 'load_checkpoint_file',
            'load_checkpoint_bytes', 'load_checkpoint_url', 'read_checkpoint',
            'weights_only_torch_load', 'CheckpointMismatchError', 'check_state_dict_fits',

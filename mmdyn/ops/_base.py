@@ -13,58 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-IntOrPair = Union[int, Sequence[int]]
-
-
-def _pair(name: str, value: IntOrPair, minimum: int) -> Tuple[int, int]:
-    """Turn ``value`` into a validated ``(h, w)`` pair of ints >= ``minimum``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        pair = (value, value)
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
-        pair = (int(value[0]), int(value[1]))
-    else:
-        raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}')
-    if min(pair) < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value!r}')
-    return pair
-
-
-def check_positive_int(name: str, value, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int >= ``minimum``, else raise a clear error."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f'{name} must be an int, got {value!r}')
-    if value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value}')
-    return value
-
-
-def check_choice(name: str, value, choices: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise naming them all."""
-    if value not in choices:
-        raise ValueError(f'unknown {name} {value!r}; expected one of {list(choices)}')
-    return value
-
-
-def check_fraction(name: str, value) -> float:
-    """Return ``value`` as a float if it is a real number in (0, 1], else raise
-    a ``TypeError``/``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'{name} must be a number in (0, 1], got {value!r}')
-    if not 0 < value <= 1:  # also refuses NaN
-        raise ValueError(f'{name} must be in (0, 1], got {value!r}')
-    return float(value)
-
-
-def check_temperature(value) -> float:
-    """Validate a softmax/sigmoid temperature (a finite float > 0)."""
-    try:
-        t = float(value)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f'temperature must be a number, got {value!r}') from None
-    if not math.isfinite(t) or t <= 0:
-        raise ValueError(f'temperature must be a finite number > 0, got {value!r}')
-    return t
+from mmdyn.utils.validation import (IntOrPair, check_choice, check_fraction,  # noqa: F401
+                                    check_pair, check_positive_int, check_temperature)
 
 
 def conv_output_hw(in_hw, kernel_size, stride, padding, dilation) -> Tuple[int, int]:
@@ -122,9 +72,9 @@ class DynamicConvBase(nn.Module):
         name = type(self).__name__
         self.in_channels = check_positive_int('in_channels', in_channels)
         self.out_channels = check_positive_int('out_channels', out_channels)
-        self.kernel_size = _pair('kernel_size', kernel_size, 1)
-        self.stride = _pair('stride', stride, 1)
-        self.dilation = _pair('dilation', dilation, 1)
+        self.kernel_size = check_pair('kernel_size', kernel_size, 1)
+        self.stride = check_pair('stride', stride, 1)
+        self.dilation = check_pair('dilation', dilation, 1)
         self.groups = check_positive_int('groups', groups)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
@@ -145,7 +95,7 @@ class DynamicConvBase(nn.Module):
             else:
                 raise ValueError(f"{name}: padding must be an int, a pair, 'valid' or 'same', "
                                  f'got {padding!r}')
-        self.padding = _pair('padding', padding, 0)
+        self.padding = check_pair('padding', padding, 0)
         self.output_padding = (0, 0)
         self.padding_mode = 'zeros'
         if not isinstance(bias, bool):

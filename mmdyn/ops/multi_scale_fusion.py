@@ -16,7 +16,9 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
-from ._base import IntOrPair, _pair, check_choice, check_feature_map, check_positive_int
+from mmdyn.utils.validation import IntOrPair, check_choice, check_pair, check_positive_int
+
+from ._base import check_feature_map
 
 FUSIONS = ('sum', 'concat', 'weighted')
 
@@ -87,7 +89,7 @@ class MultiScaleFeatureFusion(nn.Module):
                                  f'branches aligned), got {k} in {tuple(kernel_sizes)}')
         self.kernel_sizes = tuple(kernel_sizes)
         self.fusion = check_choice('fusion', fusion, FUSIONS)
-        self.stride = _pair('stride', stride, 1)
+        self.stride = check_pair('stride', stride, 1)
         if not isinstance(bias, bool):
             raise TypeError(f'bias must be a bool, got {bias!r}')
         self.use_bias = bias

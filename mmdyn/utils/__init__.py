@@ -1,1 +1,2 @@
-"""Utilities of mmdyn that need only torch (the device self-check)."""
+"""Utilities of mmdyn that need only Python and torch: argument validation, state-dict
+plumbing and the device self-check (:mod:`mmdyn.utils.gpu_check`)."""

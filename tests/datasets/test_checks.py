@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from mmdyn.datasets import check_dataset_paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize('config,split,path,layout', [

@@ -12,7 +12,7 @@ import torch
 
 from mmdyn.analysis import benchmark as bm
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / 'tools' / 'benchmark_models.py'
 
 
