@@ -9,10 +9,11 @@ Nothing in :mod:`mmdyn.ops` is modified. The positions are recovered exactly:
 a pre-hook saves the torch RNG state before the layer draws its points, and the
 forward hook replays ``layer.draw_positions(x)`` from that state (restoring
 the RNG afterwards, so the rest of the run is unchanged). The attention is
-recomputed as ``a2d2c_fast`` computes it: :func:`mean_input_patches` of the
-input under those positions, a dot product with the kernel bank (+ bias) and
-:func:`a2d2c_attention`. For the fast path this equals the attention used in
-the forward; the reference path computes the same quantity from the K maps.
+the layer's own: ``layer.attention_logits`` under those positions
+(:func:`~mmdyn.ops.a2d2c_conv2d.a2d2c_logits`, the function the fast path
+runs) and :func:`~mmdyn.ops.a2d2c_conv2d.a2d2c_attention`. The reference path,
+the ``maps`` strategy and the fused CPU path compute the same quantity another
+way (equal up to round-off).
 """
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -20,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from mmdyn.ops.a2d2c_conv2d import (A2D2CConv2d, a2d2c_attention, mean_input_patches)
+from mmdyn.ops.a2d2c_conv2d import A2D2CConv2d, a2d2c_attention
 
 __all__ = ['A2D2CRecord', 'A2D2CAttentionRecorder', 'find_a2d2c_layers', 'layer_attention',
            'positions_to_yx']
@@ -68,22 +69,11 @@ def layer_attention(layer: A2D2CConv2d, x: torch.Tensor,
         positions: ``(B, M)`` flat output indices or ``None`` (all positions).
 
     Returns:
-        ``(logits, attention)``, both ``(B, K, C_out)``.
+        ``(logits, attention)``, both ``(B, K, C_out)``, without autograd.
     """
-    weight = layer.weight
-    num_k, cout, cin_g, kh, kw = weight.shape
-    dtype = torch.promote_types(weight.dtype, torch.float32)
-    out_hw = layer.output_size(x.size(2), x.size(3))
     with torch.no_grad():
-        patch = mean_input_patches(x.to(dtype), positions, (kh, kw), layer.stride,
-                                   layer.padding, layer.dilation, out_hw)
-        patch = patch.view(x.size(0), layer.groups, cin_g * kh * kw)
-        bank = weight.to(dtype).view(num_k, layer.groups, cout // layer.groups, -1)
-        logits = torch.einsum('bgi,kgoi->bkgo', patch, bank).reshape(x.size(0), num_k, cout)
-        if layer.bias is not None:
-            logits = logits + layer.bias.to(dtype).unsqueeze(0)
-        attn = a2d2c_attention(logits, layer.temperature)
-    return logits, attn
+        logits = layer.attention_logits(x, positions)
+        return logits, a2d2c_attention(logits, layer.temperature)
 
 
 def positions_to_yx(positions: torch.Tensor, out_hw: Tuple[int, int]) -> torch.Tensor:

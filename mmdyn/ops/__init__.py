@@ -6,9 +6,18 @@ padding=0, dilation=1, groups=1, bias=False)`` plus keyword-only options of its
 own. ``MODULES`` holds the dynamic-mask-convolution family: ``DMC`` (also a
 drop-in conv), ``AdaptiveEnhancement`` and ``MSFF`` (shape-preserving /
 plugin modules built from ``in_channels``).
+
+A layer of ``LAYERS`` describes itself (see
+:class:`~mmdyn.ops._base.DynamicConvBase`): class attributes
+``has_kernel_bank``, ``kernel_init`` and ``strategies``, a ``madds`` method
+(closed-form MAdds, read by :func:`mmdyn.analysis.analytic_madds`) and, where
+it has one, an ``attention`` method. The tests, the analysis code and the
+registration in :mod:`mmdyn.models.layers` read ``LAYERS`` and these, so a
+new layer is its own file plus its entry in ``LAYERS``.
 """
 from .a2d2c_conv2d import (A2D2CConv2d, A2D2CPlusConv2d, a2d2c_attention, a2d2c_fast,
-                           a2d2c_reference, mean_input_patches, sample_positions)
+                           a2d2c_logits, a2d2c_reference, mean_input_patches,
+                           sample_positions)
 from .adaptive_enhancement import AdaptiveEnhancement
 from .batched_conv import (MIX_STRATEGIES, STRATEGIES, batched_dynamic_conv2d, mix_kernels,
                            mixed_kernel_conv2d, select_strategy)
@@ -42,7 +51,7 @@ __all__ = [
     'A2D2CConv2d', 'A2D2CPlusConv2d', 'ODConv2d', 'DynamicConv2d', 'CondConv2d', 'DCDConv2d',
     'LAYERS', 'batched_dynamic_conv2d', 'mixed_kernel_conv2d', 'mix_kernels', 'select_strategy',
     'STRATEGIES', 'MIX_STRATEGIES', 'sample_positions',
-    'mean_input_patches', 'a2d2c_attention', 'a2d2c_fast', 'a2d2c_reference',
+    'mean_input_patches', 'a2d2c_logits', 'a2d2c_attention', 'a2d2c_fast', 'a2d2c_reference',
     'DynamicMaskConv2d', 'AdaptiveEnhancement', 'MultiScaleFeatureFusion', 'MODULES',
     'dynamic_mask_conv2d', 'export_safe_path', 'is_exporting'
 ]

@@ -3,18 +3,28 @@
 Everything a dynamic convolution needs to look like ``nn.Conv2d`` from the
 outside lives here: argument validation with clear messages, the attributes
 that ``mmcv.cnn.ConvModule`` reads, input checking, per-kernel initialisation,
-temperature handling, and a BatchNorm that survives batch size 1 in training.
+temperature handling, a BatchNorm that survives batch size 1 in training, and
+the shared parts of the closed-form MAdds every layer reports (``madds``).
+
+MAdds conventions (one unit = one multiply-add, MMEngine's convention; the full
+list and the traced counter that checks the formulas:
+:mod:`mmdyn.analysis.complexity` and ``docs/analysis_tools.md``): convolution
+and linear layers ``inputs x outputs`` without the bias, element-wise
+arithmetic 1 per output element, ``sum``/``mean``/``softmax`` 1 per input
+element, activations and indexing free.
 """
 import math
 import warnings
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdyn.utils.validation import (IntOrPair, check_choice, check_fraction,  # noqa: F401
-                                    check_pair, check_positive_int, check_temperature)
+from mmdyn.utils.validation import IntOrPair, check_pair, check_positive_int, check_temperature
+# Re-exported for code outside mmdyn.ops that still imports it from here; new
+# code imports from mmdyn.utils.validation.
+from mmdyn.utils.validation import check_choice  # noqa: F401
 
 
 def conv_output_hw(in_hw, kernel_size, stride, padding, dilation) -> Tuple[int, int]:
@@ -22,6 +32,20 @@ def conv_output_hw(in_hw, kernel_size, stride, padding, dilation) -> Tuple[int, 
     h, w = ((size + 2 * p - d * (k - 1) - 1) // s + 1
             for size, k, s, p, d in zip(in_hw, kernel_size, stride, padding, dilation))
     return h, w
+
+
+def conv2d_madds(batch: int, out_channels: int, in_channels_per_group: int, kernel_size,
+                 out_hw: Tuple[int, int]) -> int:
+    """MAdds of a static convolution over ``batch`` inputs (bias not counted):
+    ``B * C_out * C_in/g * kh * kw * H' * W'``."""
+    return (batch * out_channels * in_channels_per_group * kernel_size[0] * kernel_size[1]
+            * out_hw[0] * out_hw[1])
+
+
+def batch_norm_madds(numel: int, training: bool) -> int:
+    """MAdds of an affine BatchNorm over ``numel`` values, MMEngine's count: 2 per
+    element in eval, 5 in training (``norm_flop_counter(1)``)."""
+    return (5 if training else 2) * numel
 
 
 def check_feature_map(name: str, x, channels: int) -> None:
@@ -51,6 +75,24 @@ class DynamicConvBase(nn.Module):
     ``padding_mode``) so that ``mmcv.cnn.ConvModule`` and model surgery code
     treat it as a convolution.
 
+    A layer of :data:`mmdyn.ops.LAYERS` also describes itself, so that the
+    analysis code and the tests need no list of layer classes:
+
+    * the class attributes below (what the layer has);
+    * ``madds(input_hw, batch=1, training=False)``: its closed-form MAdds by
+      part, built on :meth:`static_conv_madds`, :meth:`madds_strategy` and
+      :meth:`mixture_madds` (read by :func:`mmdyn.analysis.analytic_madds`);
+    * ``attention(x)``, where the layer has an attention: the weights its
+      forward mixes the kernels with.
+
+    Attributes:
+        has_kernel_bank (bool): A bank of K kernels ``weight`` ``(K, C_out,
+            C_in/g, kh, kw)`` and a ``kernel_num`` argument.
+        kernel_init (str): How ``reset_parameters`` initialises that bank
+            (a mode of :func:`init_kernel_bank_`).
+        strategies (tuple[str]): The per-sample convolution strategies its
+            ``strategy`` argument accepts (empty: no such argument).
+
     Args:
         in_channels (int): Channels of the input, ``C_in``.
         out_channels (int): Channels of the output, ``C_out``.
@@ -64,6 +106,9 @@ class DynamicConvBase(nn.Module):
     """
 
     transposed = False
+    has_kernel_bank = False
+    kernel_init = 'conv2d'
+    strategies: Tuple[str, ...] = ()
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair,
                  stride: IntOrPair = 1, padding: Union[IntOrPair, str] = 0,
@@ -123,10 +168,6 @@ class DynamicConvBase(nn.Module):
                              f'{self.kernel_size}, padding {self.padding}, dilation '
                              f'{self.dilation}')
 
-    def conv_kwargs(self) -> dict:
-        """The geometry as ``F.conv2d`` keyword arguments (without groups)."""
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
-
     def create_kernel_bank(self, kernel_num: int, bias_bank: bool) -> None:
         """Create ``weight`` ``(K, C_out, C_in/g, kh, kw)`` and, if ``bias_bank``,
         ``bias`` ``(K, C_out)`` (else ``bias = None``); uninitialised until
@@ -137,11 +178,58 @@ class DynamicConvBase(nn.Module):
         self.bias = (nn.Parameter(torch.empty(kernel_num, self.out_channels))
                      if bias_bank else None)
 
-    def reset_kernel_bank(self, mode: str = 'conv2d') -> None:
+    def reset_kernel_bank(self) -> None:
         """Initialise every kernel of ``weight`` (and ``bias``) like a single
-        convolution of its shape (see :func:`init_kernel_bank_`)."""
-        init_kernel_bank_(self.weight, mode)
+        convolution of its shape, in mode :attr:`kernel_init` (see
+        :func:`init_kernel_bank_`)."""
+        init_kernel_bank_(self.weight, self.kernel_init)
         init_bias_(self.bias, self.weight[0, 0].numel())
+
+    # -------------------------------------------------------------------- MAdds
+    def static_conv_madds(self, batch: int, out_hw: Tuple[int, int]) -> int:
+        """MAdds of one static convolution of this geometry (see :func:`conv2d_madds`)."""
+        return conv2d_madds(batch, self.out_channels, self.in_channels // self.groups,
+                            self.kernel_size, out_hw)
+
+    def madds_strategy(self, batch: int, out_hw: Tuple[int, int], training: bool,
+                       maps_ok: bool) -> str:
+        """The per-sample strategy whose MAdds are counted: the layer's
+        ``strategy``, or for ``'auto'`` what
+        :func:`~mmdyn.ops.batched_conv.select_strategy` picks on the CPU (with
+        autograd recording in training). The fused CPU path is not counted: it
+        is off while tracing, which is how the counter checks the formulas."""
+        if self.strategy != 'auto':
+            return self.strategy
+        from .batched_conv import select_strategy  # (batched_conv imports this module)
+        x = torch.empty(batch, self.in_channels, 1, 1)
+        kernel_shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        with torch.set_grad_enabled(training):
+            return select_strategy(x, kernel_shape, out_hw, maps_ok=maps_ok)
+
+    def mixture_madds(self, batch: int, out_hw: Tuple[int, int], strategy: str,
+                      spatial: bool = False) -> Dict[str, int]:
+        """MAdds of :func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d` on this
+        layer's kernel bank (``kernel = C_out*C_in/g*kh*kw``, ``P = H'*W'``).
+
+        ``maps``: K convolutions in one (``conv``) and the weighted sum of the
+        maps, ``2*B*K*C_out*P`` (``aggregation``). Other strategies: one
+        ``conv`` and the aggregation ``B*K*kernel`` (``+ B*kernel`` for a
+        ``spatial`` attention; a bias bank adds ``2*B*K*C_out`` for ``loop``,
+        ``B*K*C_out`` otherwise).
+
+        Returns:
+            ``{'conv': ..., 'aggregation': ...}``.
+        """
+        num_k, cout = self.kernel_num, self.out_channels
+        conv = self.static_conv_madds(batch, out_hw)
+        if strategy == 'maps':
+            return dict(conv=num_k * conv,
+                        aggregation=2 * batch * num_k * cout * out_hw[0] * out_hw[1])
+        kernel = self.weight[0].numel()  # values of one kernel, C_out*C_in/g*kh*kw
+        aggregation = batch * num_k * kernel + (batch * kernel if spatial else 0)
+        if self.bias is not None and self.bias.dim() == 2:  # a bias bank, mixed too
+            aggregation += batch * (2 * num_k * cout if strategy == 'loop' else num_k * cout)
+        return dict(conv=conv, aggregation=aggregation)
 
     def init_weights(self) -> None:
         """Called by ``mmcv.cnn.ConvModule`` instead of its whole-tensor kaiming init."""

@@ -1,9 +1,13 @@
 """A2D2C and A2D2C+: Adaptive Attention-Driven Dynamic Convolution.
 
-Paper: "Adaptive Attention-Driven Dynamic Convolution", Pattern Recognition 2026
-(seed 003, Sections 3.2-3.4, Algorithms 1-2). The maths lives in plain functions
-(:func:`sample_positions`, :func:`mean_input_patches`, :func:`a2d2c_attention`,
-:func:`a2d2c_reference`); the modules only hold parameters and options.
+Paper: Zhang, Wan, Miao, Deng, Xie and Long, "A2D2C: Adaptive attention-driven
+dynamic convolution for local feature adaptation", Pattern Recognition 180,
+113915, 2026 (Sections 3.2-3.4, Algorithms 1-2; ``docs/references.md``). The
+maths lives in plain functions (:func:`sample_positions`,
+:func:`mean_input_patches`, :func:`a2d2c_logits`, :func:`a2d2c_attention`,
+:func:`a2d2c_fast`, :func:`a2d2c_reference`); the modules only hold parameters
+and options and expose the attention (``attention``) and their MAdds
+(``madds``).
 
 With K base kernels ``W_k`` and input ``x``:
 
@@ -23,13 +27,14 @@ a second convolution for A2D2C). Readings of the paper we had to choose are
 listed in ``docs/a2d2c_fidelity.md`` and in the class docstring.
 """
 import math
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
-                    check_positive_int, check_temperature, conv_output_hw)
+from mmdyn.utils.validation import check_choice, check_positive_int, check_temperature
+
+from ._base import DynamicConvBase, TemperatureMixin, at_least_float32, conv_output_hw
 from .batched_conv import (MIX_STRATEGIES, bank_maps, combine_maps, empty_batch_output,
                            is_channels_last, is_empty_batch, is_exporting,
                            mixed_kernel_conv2d, select_strategy)
@@ -130,6 +135,28 @@ def mean_input_patches(x: torch.Tensor, positions: Optional[torch.Tensor],
     return torch.bmm(x.reshape(batch, cin, height * width), select)
 
 
+def mean_input_patches_madds(batch: int, channels: int, in_hw: Tuple[int, int],
+                             out_hw: Tuple[int, int], kernel_size, stride, padding, dilation,
+                             num_points: Optional[int] = None) -> int:
+    """MAdds of :func:`mean_input_patches` (``num_points`` None: every position).
+
+    Every position: the column sums each kernel column reads, the row sums of
+    those, and the division (about ``kw*C_in*H*W' + kh*kw*C_in*H'`` per image).
+    M sampled points: the scatter into the selection matrix and its division
+    (``2*B*M*kh*kw``) and one bmm ``B*C_in*H*W*kh*kw``.
+    """
+    (kh, kw), taps = kernel_size, kernel_size[0] * kernel_size[1]
+    if num_points is not None:
+        return 2 * batch * num_points * taps + batch * channels * in_hw[0] * in_hw[1] * taps
+    rows = [r for r in _tap_ranges(in_hw[0], out_hw[0], kh, stride[0], padding[0], dilation[0])
+            if r is not None]
+    cols = [c for c in _tap_ranges(in_hw[1], out_hw[1], kw, stride[1], padding[1], dilation[1])
+            if c is not None]
+    col_sums = sum(batch * channels * in_hw[0] * len(range(in_hw[1])[c]) for c in cols)
+    row_sums = sum(batch * channels * len(range(in_hw[0])[r]) for r in rows) * len(cols)
+    return col_sums + row_sums + batch * channels * taps
+
+
 def position_mean(maps: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
     """Eq. 4 on feature maps: mean of ``(B, K, C, H', W')`` over the sampled
     output positions (``(B, M)`` flat indices, or ``None`` for all), ``(B, K, C)``."""
@@ -141,6 +168,39 @@ def position_mean(maps: torch.Tensor, positions: Optional[torch.Tensor]) -> torc
     return flat.gather(3, index).mean(3)
 
 
+def a2d2c_logits(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                 positions: Optional[torch.Tensor], stride, padding, dilation,
+                 groups: int) -> torch.Tensor:
+    """Eq. 3-4 without the K maps: ``p̄[b, k, n] = W_k[n] · mean patch_b + b_k[n]``.
+
+    The mean response of ``F_k`` over the positions is the kernel's dot product
+    with the mean input patch under them (:func:`mean_input_patches`), computed
+    in float32 at least.
+
+    Args:
+        x: ``(B, C_in, H, W)``.
+        weight: Kernel bank ``(K, C_out, C_in/g, kh, kw)``.
+        bias: ``(K, C_out)`` or ``None``.
+        positions: Output of :func:`sample_positions` (``None``: every position).
+        stride, padding, dilation, groups: Convolution geometry.
+
+    Returns:
+        ``(B, K, C_out)``.
+    """
+    num_k, cout, cin_g, kh, kw = weight.shape
+    batch = x.size(0)
+    out_hw = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    patch = mean_input_patches(x.to(dtype), positions, (kh, kw), stride, padding, dilation,
+                               out_hw)
+    patch = patch.view(batch, groups, cin_g * kh * kw)
+    bank = weight.to(dtype).view(num_k, groups, cout // groups, cin_g * kh * kw)
+    logits = torch.einsum('bgi,kgoi->bkgo', patch, bank).reshape(batch, num_k, cout)
+    if bias is not None:
+        logits = logits + bias.to(dtype).unsqueeze(0)
+    return logits
+
+
 def a2d2c_attention(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Eq. 5: ``softmax(p̄ / T)`` over the K kernels (dim 1), in float32 at least."""
     return torch.softmax(at_least_float32(logits) / temperature, dim=1)
@@ -149,7 +209,12 @@ def a2d2c_attention(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                positions: Optional[torch.Tensor], temperature: float, stride, padding,
                dilation, groups: int, strategy: str = 'auto') -> torch.Tensor:
-    """Exact one-convolution A2D2C/A2D2C+ (REFERENCE §1, "exact fast path").
+    """Exact one-convolution A2D2C/A2D2C+ (``docs/a2d2c_fidelity.md``, "The exact
+    fast path").
+
+    ``p̄`` comes from :func:`a2d2c_logits` (the ``maps`` strategy reads it off the
+    K maps of its one convolution instead, the fused CPU path computes it block
+    by block: the same values up to round-off).
 
     Args:
         x: ``(B, C_in, H, W)``.
@@ -163,8 +228,7 @@ def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     Returns:
         ``(B, C_out, H', W')``.
     """
-    num_k, cout, cin_g, kh, kw = weight.shape
-    batch = x.size(0)
+    kh, kw = weight.shape[3:]
     out_hw = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     if is_exporting():  # tracing/exporting: the batch-agnostic 'maps' path
         strategy = 'maps'
@@ -184,14 +248,7 @@ def a2d2c_fast(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
         if is_channels_last(x):
             out = out.contiguous(memory_format=torch.channels_last)
         return out
-    dtype = torch.promote_types(weight.dtype, torch.float32)
-    patch = mean_input_patches(x.to(dtype), positions, (kh, kw), stride, padding, dilation,
-                               out_hw)
-    patch = patch.view(batch, groups, cin_g * kh * kw)
-    bank = weight.to(dtype).view(num_k, groups, cout // groups, cin_g * kh * kw)
-    logits = torch.einsum('bgi,kgoi->bkgo', patch, bank).reshape(batch, num_k, cout)
-    if bias is not None:
-        logits = logits + bias.to(dtype).unsqueeze(0)
+    logits = a2d2c_logits(x, weight, bias, positions, stride, padding, dilation, groups)
     attn = a2d2c_attention(logits, temperature)                       # (B, K, C_out)
     return mixed_kernel_conv2d(x, attn, weight, bias, None, stride, padding, dilation, groups,
                                strategy)
@@ -228,11 +285,12 @@ def a2d2c_reference(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
 class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
     """A2D2C: Adaptive Attention-Driven Dynamic Convolution (drop-in ``nn.Conv2d``).
 
-    Paper: *Adaptive Attention-Driven Dynamic Convolution*, Pattern Recognition
-    2026, Sec. 3.2-3.3, Algorithm 1. Keeps ``K`` base kernels; for each sample
-    and output channel, averages the K kernels' responses over ``M`` sampled
-    output positions, turns them into ``softmax(·/T)`` weights over the kernels
-    and convolves with the weighted kernel.
+    Paper: Zhang et al., *A2D2C: Adaptive attention-driven dynamic convolution
+    for local feature adaptation*, Pattern Recognition 2026, Sec. 3.2-3.3,
+    Algorithm 1. Keeps ``K`` base kernels; for each sample and output channel,
+    averages the K kernels' responses over ``M`` sampled output positions,
+    turns them into ``softmax(·/T)`` weights over the kernels and convolves
+    with the weighted kernel.
 
     Shapes: input ``(B, C_in, H, W)`` -> output ``(B, C_out, H', W')`` with
     ``H', W'`` as ``nn.Conv2d``. Parameters: ``weight`` ``(K, C_out, C_in/g,
@@ -276,6 +334,8 @@ class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
     """
 
     _plus = False
+    has_kernel_bank = True
+    strategies = MIX_STRATEGIES
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=False, *, kernel_num: int = 4,
@@ -292,19 +352,34 @@ class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
         self.eval_sampling = check_choice('eval_sampling', eval_sampling, SAMPLING_MODES)
         self.temperature = check_temperature(temperature)
         self.impl = check_choice('impl', impl, IMPLS)
-        self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
+        self.strategy = check_choice('strategy', strategy, self.strategies)
         self.create_kernel_bank(kernel_num, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Each base kernel initialised like an ``nn.Conv2d`` of its own shape."""
-        self.reset_kernel_bank('conv2d')
+        self.reset_kernel_bank()
 
     def draw_positions(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """Positions used by the next forward of ``x`` (train/eval sampling)."""
         mode = self.sampling if self.training else self.eval_sampling
         out_hw = self.output_size(x.size(2), x.size(3))
         return sample_positions(x.size(0), out_hw, self.num_points, mode, x.device)
+
+    def attention_logits(self, x: torch.Tensor,
+                         positions: Optional[torch.Tensor]) -> torch.Tensor:
+        """``p̄`` ``(B, K, C_out)`` for ``x`` averaged over ``positions`` (from
+        :meth:`draw_positions`; ``None``: every position), by :func:`a2d2c_logits`."""
+        return a2d2c_logits(x, self.weight, self.bias, positions, self.stride, self.padding,
+                            self.dilation, self.groups)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """``π = softmax(p̄ / T)`` ``(B, K, C_out)``, float32 at least: the attention
+        the forward mixes the kernels with (it draws the positions as the forward
+        does, so a random draw gives the forward's own attention only from the
+        same RNG state)."""
+        return a2d2c_attention(self.attention_logits(x, self.draw_positions(x)),
+                               self.temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -326,6 +401,55 @@ class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
                                self.stride, self.padding, self.dilation, self.groups,
                                plus=self._plus)
 
+    def madds(self, input_hw: Tuple[int, int], batch: int = 1,
+              training: bool = False) -> Dict[str, int]:
+        """Closed-form MAdds of one forward, by part, following its code path
+        (``P = H'*W'``, ``kernel = C_out*C_in/g*kh*kw``, ``N`` = M sampled
+        points or P; random sampling adds its ``topk`` ``B*P``).
+
+        * ``impl='fast'`` with the ``maps`` strategy: K convolutions in one,
+          ``p̄`` from the maps ``B*K*C_out*N``, /T and softmax ``2*B*K*C_out``
+          (``attention``), the weighted sum of the maps ``2*B*K*C_out*P``.
+        * ``impl='fast'`` otherwise: :func:`mean_input_patches_madds`
+          (``patch_mean``), the logits ``B*K*kernel`` + /T, softmax (+ bias)
+          ``B*K*C_out*(2 or 3)`` (``attention``), then the mixture
+          (:meth:`~mmdyn.ops._base.DynamicConvBase.mixture_madds`).
+        * ``impl='reference'``: K convolutions, ``p̄`` and softmax as for
+          ``maps``; A2D2C+ weights the maps (``2*B*K*C_out*P``), A2D2C builds
+          the kernel (``2*B*K*kernel``, + ``2*B*K*C_out`` with a bias) and
+          convolves again (K+1 convolutions).
+        """
+        h, w = input_hw
+        out_hw = self.output_size(h, w)
+        b, num_k, cout = batch, self.kernel_num, self.out_channels
+        positions = out_hw[0] * out_hw[1]
+        kernel = self.weight[0].numel()
+        mode = self.sampling if training else self.eval_sampling
+        sampled = mode != 'none' and self.num_points < positions
+        topk = b * positions if sampled and mode == 'random' else 0
+        # p̄ read off K maps (mean over N points), then /T and softmax
+        map_attention = b * num_k * cout * ((self.num_points if sampled else positions) + 2)
+        if self.impl == 'reference':
+            conv = self.static_conv_madds(b, out_hw)
+            if self._plus:
+                return dict(conv=num_k * conv, attention=map_attention + topk,
+                            aggregation=2 * b * num_k * cout * positions)
+            bias = 0 if self.bias is None else 2 * b * num_k * cout
+            return dict(conv=(num_k + 1) * conv, attention=map_attention + topk,
+                        aggregation=2 * b * num_k * kernel + bias)
+        strategy = self.madds_strategy(b, out_hw, training, maps_ok=True)
+        if strategy == 'maps':
+            parts = dict(attention=map_attention + topk)
+        else:
+            patch_mean = mean_input_patches_madds(
+                b, self.in_channels, (h, w), out_hw, self.kernel_size, self.stride,
+                self.padding, self.dilation, self.num_points if sampled else None)
+            parts = dict(patch_mean=patch_mean + topk,
+                         attention=b * num_k * kernel + b * num_k * cout * (
+                             2 if self.bias is None else 3))
+        parts.update(self.mixture_madds(b, out_hw, strategy))
+        return parts
+
     def extra_repr(self) -> str:
         return (super().extra_repr() + f', num_points={self.num_points}, '
                 f'sampling={self.sampling}, eval_sampling={self.eval_sampling}, '
@@ -333,7 +457,8 @@ class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
 
 
 class A2D2CPlusConv2d(A2D2CConv2d):
-    """A2D2C+: the streamlined A2D2C (seed 003, Sec. 3.4, Eq. 8, Algorithm 2).
+    """A2D2C+: the streamlined A2D2C (Zhang et al., Pattern Recognition 2026,
+    Sec. 3.4, Eq. 8, Algorithm 2).
 
     Same parameters, options and output as :class:`A2D2CConv2d`; only the
     ``impl='reference'`` path differs: it weights the K feature maps already

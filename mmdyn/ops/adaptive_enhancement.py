@@ -20,7 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._base import at_least_float32, check_choice, check_feature_map, check_positive_int
+from mmdyn.utils.validation import check_choice, check_positive_int
+
+from ._base import at_least_float32, check_feature_map
 
 MODES = ('sequential', 'parallel')
 

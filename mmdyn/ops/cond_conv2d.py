@@ -6,10 +6,14 @@ formulation). ``E`` expert kernels are mixed per sample by independent sigmoid
 routing weights ``r = sigmoid(FC(GAP(x)))`` (they do not sum to one), then the
 batch is convolved by :func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d`.
 """
+from typing import Dict, Tuple
+
 import torch
 import torch.nn as nn
 
-from ._base import (DynamicConvBase, at_least_float32, check_choice, check_positive_int)
+from mmdyn.utils.validation import check_choice, check_positive_int
+
+from ._base import DynamicConvBase, at_least_float32
 from .batched_conv import (MIX_STRATEGIES, empty_batch_output, is_empty_batch,
                            mixed_kernel_conv2d)
 
@@ -32,6 +36,9 @@ class CondConv2d(DynamicConvBase):
             whatever the strategy (:func:`~mmdyn.ops.batched_conv.is_exporting`).
     """
 
+    has_kernel_bank = True
+    strategies = MIX_STRATEGIES
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=False, *, kernel_num: int = 4,
                  dropout: float = 0.0, strategy: str = 'auto'):
@@ -40,14 +47,14 @@ class CondConv2d(DynamicConvBase):
         self.kernel_num = check_positive_int('kernel_num', kernel_num)
         if not 0 <= dropout < 1:
             raise ValueError(f'dropout must be in [0, 1), got {dropout!r}')
-        self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
+        self.strategy = check_choice('strategy', strategy, self.strategies)
         self.dropout = nn.Dropout(dropout)
         self.routing = nn.Linear(in_channels, kernel_num)
         self.create_kernel_bank(kernel_num, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.reset_kernel_bank('conv2d')
+        self.reset_kernel_bank()
         self.routing.reset_parameters()
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,3 +68,15 @@ class CondConv2d(DynamicConvBase):
         return mixed_kernel_conv2d(x, self.attention(x), self.weight, self.bias, None,
                                    self.stride, self.padding, self.dilation, self.groups,
                                    self.strategy)
+
+    def madds(self, input_hw: Tuple[int, int], batch: int = 1,
+              training: bool = False) -> Dict[str, int]:
+        """Closed-form MAdds of one forward, by part: GAP ``B*C_in*H*W`` and the
+        routing ``B*C_in*E`` (``attention``), then the mixture
+        (:meth:`~mmdyn.ops._base.DynamicConvBase.mixture_madds`)."""
+        h, w = input_hw
+        out_hw = self.output_size(h, w)
+        parts = {'attention': batch * self.in_channels * (h * w + self.kernel_num)}
+        strategy = self.madds_strategy(batch, out_hw, training, maps_ok=True)
+        parts.update(self.mixture_madds(batch, out_hw, strategy))
+        return parts

@@ -43,13 +43,15 @@ padding 0, 3x3 with padding 1, ...). Where mmdyn still differs, on purpose:
   the dynamic classifier ``DYCls``.
 """
 import math
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._base import (DynamicConvBase, SafeBatchNorm1d, SafeBatchNorm2d, check_positive_int,
+from mmdyn.utils.validation import check_positive_int
+
+from ._base import (DynamicConvBase, SafeBatchNorm1d, SafeBatchNorm2d, batch_norm_madds,
                     init_bias_, init_kernel_bank_)
 from .batched_conv import empty_batch_output, is_empty_batch
 
@@ -139,3 +141,30 @@ class DCDConv2d(DynamicConvBase):
         z = self.bn_phi(torch.matmul(phi.to(q.dtype), q)) + q
         dynamic = self.p(z.view(batch, self.latent_dim, *out_hw))
         return static * scale.to(static.dtype).view(batch, -1, 1, 1) + dynamic.to(static.dtype)
+
+    def madds(self, input_hw: Tuple[int, int], batch: int = 1,
+              training: bool = False) -> Dict[str, int]:
+        """Closed-form MAdds of one forward, by part (``P = H'*W'``, ``L`` latent):
+
+        * ``attention``: GAP ``B*C_in*H*W``, the FCs ``B*(C_in*S + S*S + S*L² +
+          S*C_out)`` (``S`` the squeeze width), the gate and the h-sigmoids
+          ``4*B*S + 2*B*C_out``;
+        * ``conv``: the static ``W0 * x``;
+        * ``conv_1x1``: ``Q`` ``B*C_in*L*P`` and ``P`` ``B*L*C_out*P``;
+        * ``dynamic``: both BatchNorms, ``Φ·Q`` ``B*L²*P`` and the residual;
+        * ``scale``: ``λ`` on the static output and the final sum ``2*B*C_out*P``.
+        """
+        h, w = input_hw
+        out_hw = self.output_size(h, w)
+        b, cin, cout = batch, self.in_channels, self.out_channels
+        dim, squeeze = self.latent_dim, self.fc.out_features
+        latent = b * dim * out_hw[0] * out_hw[1]  # values of Q x
+        return {
+            'attention': (b * cin * h * w + b * (cin * squeeze + squeeze * squeeze
+                                                 + squeeze * dim * dim + squeeze * cout)
+                          + 4 * b * squeeze + 2 * b * cout),
+            'conv': self.static_conv_madds(b, out_hw),
+            'conv_1x1': latent * cin + latent * cout,
+            'dynamic': 2 * batch_norm_madds(latent, training) + latent * dim + latent,
+            'scale': 2 * b * cout * out_hw[0] * out_hw[1],
+        }

@@ -8,12 +8,16 @@ mixed with the same ``π`` and the batch is convolved by the shared
 :func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d`. The paper anneals T from
 30 to 1 over the first 10 epochs (``TemperatureAnnealHook``).
 """
+from typing import Dict, Tuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._base import (DynamicConvBase, TemperatureMixin, at_least_float32, check_choice,
-                    check_fraction, check_positive_int, check_temperature)
+from mmdyn.utils.validation import (check_choice, check_fraction, check_positive_int,
+                                    check_temperature)
+
+from ._base import DynamicConvBase, TemperatureMixin, at_least_float32
 from .batched_conv import (MIX_STRATEGIES, empty_batch_output, is_empty_batch,
                            mixed_kernel_conv2d)
 
@@ -38,6 +42,9 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
             whatever the strategy (:func:`~mmdyn.ops.batched_conv.is_exporting`).
     """
 
+    has_kernel_bank = True
+    strategies = MIX_STRATEGIES
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=False, *, kernel_num: int = 4,
                  reduction: float = 0.25, min_hidden: int = 4, temperature: float = 30.0,
@@ -48,14 +55,14 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
         reduction = check_fraction('reduction', reduction)
         hidden = max(int(in_channels * reduction), check_positive_int('min_hidden', min_hidden))
         self.temperature = check_temperature(temperature)
-        self.strategy = check_choice('strategy', strategy, MIX_STRATEGIES)
+        self.strategy = check_choice('strategy', strategy, self.strategies)
         self.fc1 = nn.Linear(in_channels, hidden)
         self.fc2 = nn.Linear(hidden, kernel_num)
         self.create_kernel_bank(kernel_num, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.reset_kernel_bank('conv2d')
+        self.reset_kernel_bank()
         self.fc1.reset_parameters()
         self.fc2.reset_parameters()
 
@@ -71,3 +78,16 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
         return mixed_kernel_conv2d(x, self.attention(x), self.weight, self.bias, None,
                                    self.stride, self.padding, self.dilation, self.groups,
                                    self.strategy)
+
+    def madds(self, input_hw: Tuple[int, int], batch: int = 1,
+              training: bool = False) -> Dict[str, int]:
+        """Closed-form MAdds of one forward, by part: GAP ``B*C_in*H*W``, the MLP
+        ``B*(C_in*hidden + hidden*K)``, /T and softmax ``2*B*K`` (``attention``),
+        then the mixture (:meth:`~mmdyn.ops._base.DynamicConvBase.mixture_madds`)."""
+        h, w = input_hw
+        out_hw = self.output_size(h, w)
+        cin, hidden, num_k = self.in_channels, self.fc1.out_features, self.kernel_num
+        parts = {'attention': batch * (cin * h * w + cin * hidden + hidden * num_k + 2 * num_k)}
+        strategy = self.madds_strategy(batch, out_hw, training, maps_ok=True)
+        parts.update(self.mixture_madds(batch, out_hw, strategy))
+        return parts

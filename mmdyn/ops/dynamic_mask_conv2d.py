@@ -24,8 +24,9 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._base import (DynamicConvBase, at_least_float32, check_choice, check_positive_int,
-                    init_bias_, init_kernel_bank_)
+from mmdyn.utils.validation import check_choice, check_positive_int
+
+from ._base import DynamicConvBase, at_least_float32, init_bias_, init_kernel_bank_
 from .batched_conv import empty_batch_output, is_empty_batch
 
 MASKS = ('spatial', 'channel', 'none')
@@ -203,7 +204,7 @@ class DynamicMaskConv2d(DynamicConvBase):
 
     def reset_parameters(self) -> None:
         """Every conv/FC initialised like ``nn.Conv2d`` / ``nn.Linear`` of its shape."""
-        self.reset_kernel_bank('conv2d')
+        self.reset_kernel_bank()
         if self.mask_weight is not None:
             # one (1, C_out, m, m) conv or one (C_out, C_out) FC per branch
             bank = (self.mask_weight.unsqueeze(1) if self.mask == 'spatial'

@@ -72,6 +72,17 @@ PER_SAMPLE_MIX_MIN_ROW = 1024
 MIN_POSITIONS = 25
 
 
+
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is active for ``device_type`` (``torch.is_autocast_enabled``
+    takes a device type since torch 2.4; older versions had one call per device)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_enabled() if device_type == 'cuda' else \
+            torch.is_autocast_cpu_enabled()
+
+
 def use_fused(x: torch.Tensor, bank: torch.Tensor, groups: int,
               out_hw: Optional[Tuple[int, int]] = None) -> bool:
     """Whether ``strategy='auto'`` runs :func:`fused_mixture_conv2d` for this call.
@@ -98,8 +109,7 @@ def use_fused(x: torch.Tensor, bank: torch.Tensor, groups: int,
     compiler = getattr(torch, 'compiler', None)
     if compiler is not None and compiler.is_compiling():
         return False
-    if torch.is_autocast_enabled() or (hasattr(torch, 'is_autocast_cpu_enabled')
-                                       and torch.is_autocast_cpu_enabled()):
+    if _autocast_on(x.device.type):
         return False
     return x.dim() == 4 and x.size(0) > 0 and x.is_contiguous()
 

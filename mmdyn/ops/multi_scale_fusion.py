@@ -1,10 +1,12 @@
 """MultiScaleFeatureFusion: parallel convolutions of several kernel sizes, fused.
 
-Source: the blog "基于多尺度动态卷积的图像分类" (seeds/000), whose
-``MultiScaleFeatureFusion`` runs 1x1, 3x3, 5x5 and 7x7 convolutions with
-"same" padding and the same output width in parallel and sums them; that is
-``fusion='sum'`` here. ``'concat'`` (1x1 conv over the concatenation) and
-``'weighted'`` (softmax-normalised learned branch weights) are our options:
+Source: Srlua, "基于多尺度动态卷积的图像分类" (image classification with
+multi-scale dynamic convolution), blog post (``docs/references.md``; our
+reading in ``docs/dmc_design.md``), whose ``MultiScaleFeatureFusion`` runs 1x1,
+3x3, 5x5 and 7x7 convolutions with "same" padding and the same output width in
+parallel and sums them; that is ``fusion='sum'`` here. ``'concat'`` (1x1 conv
+over the concatenation) and ``'weighted'`` (softmax-normalised learned branch
+weights) are our options:
 
     y_k = conv_kxk(x; padding = k // 2, stride s)      for k in kernel_sizes
     out = sum_k y_k                                     fusion='sum'

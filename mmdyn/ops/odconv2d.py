@@ -21,14 +21,17 @@ training for a batch of one pooled vector. Here it is a
 :class:`~mmdyn.ops._base.SafeBatchNorm1d`, identical for batches > 1, which
 normalises a batch of one with its running statistics instead of failing.
 """
-from typing import Tuple, Union
+from typing import Dict, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmdyn.utils.validation import (check_choice, check_fraction, check_positive_int,
+                                    check_temperature)
+
 from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, at_least_float32,
-                    check_choice, check_fraction, check_positive_int, check_temperature)
+                    batch_norm_madds)
 from .batched_conv import (STRATEGIES, empty_batch_output, is_empty_batch,
                            mixed_kernel_conv2d)
 from .fused_attention import odconv_mixture_conv2d, use_fused
@@ -59,6 +62,10 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
             whatever the strategy (:func:`~mmdyn.ops.batched_conv.is_exporting`).
     """
 
+    has_kernel_bank = True
+    kernel_init = 'kaiming_fan_out'
+    strategies = STRATEGIES  # no 'maps': the spatial attention scales the kernels
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=False, *, kernel_num: int = 4,
                  reduction: float = 0.0625, min_channels: int = 16,
@@ -70,7 +77,7 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
         hidden = max(int(in_channels * reduction), check_positive_int('min_channels',
                                                                       min_channels))
         self.temperature = check_temperature(temperature)
-        self.strategy = check_choice('strategy', strategy, STRATEGIES)
+        self.strategy = check_choice('strategy', strategy, self.strategies)
         kh, kw = self.kernel_size
         self.fc = nn.Linear(in_channels, hidden, bias=False)
         self.bn = SafeBatchNorm1d(hidden)
@@ -85,7 +92,7 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
     def reset_parameters(self) -> None:
         """Official init: kernels and FCs kaiming-normal (fan_out), zero FC
         biases, BN weight 1 / bias 0."""
-        self.reset_kernel_bank('kaiming_fan_out')
+        self.reset_kernel_bank()
         for fc in (self.fc, self.channel_fc, self.filter_fc, self.spatial_fc,
                    self.kernel_fc):
             if fc is not None:
@@ -130,3 +137,34 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
         if self.bias is not None:
             out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
         return out
+
+    def madds(self, input_hw: Tuple[int, int], batch: int = 1,
+              training: bool = False) -> Dict[str, int]:
+        """Closed-form MAdds of one forward, by part (``P = H'*W'``).
+
+        * ``attention``: GAP ``B*C_in*H*W``, ``fc`` ``B*C_in*hidden``, its
+          BatchNorm, the heads ``B*hidden*Σ outputs``, /T ``B*Σ outputs`` and the
+          kernel softmax ``B*K``;
+        * ``channel_filter``: the channel attention on the input ``B*C_in*H*W``,
+          the filter attention on the output ``B*C_out*P`` and the static bias
+          ``B*C_out*P``, where they apply;
+        * the mixture with the spatial attention
+          (:meth:`~mmdyn.ops._base.DynamicConvBase.mixture_madds`).
+        """
+        h, w = input_hw
+        out_hw = self.output_size(h, w)
+        b, cin, positions = batch, self.in_channels, out_hw[0] * out_hw[1]
+        hidden = self.fc.out_features
+        heads = sum(m.out_features for m in (self.channel_fc, self.filter_fc, self.spatial_fc,
+                                             self.kernel_fc) if m is not None)
+        softmax = 0 if self.kernel_fc is None else b * self.kernel_num
+        parts = {'attention': (b * cin * h * w + b * cin * hidden
+                               + batch_norm_madds(b * hidden, training) + b * hidden * heads
+                               + b * heads + softmax),
+                 'channel_filter': b * cin * h * w}
+        strategy = self.madds_strategy(b, out_hw, training, maps_ok=False)
+        parts.update(self.mixture_madds(b, out_hw, strategy, spatial=self.spatial_fc is not None))
+        for applies in (self.filter_fc is not None, self.bias is not None):
+            if applies:
+                parts['channel_filter'] += b * self.out_channels * positions
+        return parts

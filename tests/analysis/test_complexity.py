@@ -56,8 +56,8 @@ def test_traced_matches_analytic(name, mode, batch):
 
 
 def test_a2d2c_cost_breakdown_matches_reference_formula():
-    """REFERENCE: fast path = one conv + logits + aggregation (each K*kernel);
-    the literal A2D2C+ costs K convolutions, A2D2C K+1."""
+    """docs/a2d2c_fidelity.md: fast path = one conv + logits + aggregation (each
+    K*kernel); the literal A2D2C+ costs K convolutions, A2D2C K+1."""
     kernel, positions, k = 32 * 16 * 9, HW[0] * HW[1], 4
     fast = analytic_madds(A2D2CPlusConv2d(16, 32, 3, padding=1), HW)
     assert fast['conv'] == kernel * positions
@@ -70,7 +70,7 @@ def test_a2d2c_cost_breakdown_matches_reference_formula():
 
 
 def test_plain_mmengine_misses_dynamic_work():
-    """REFERENCE §6: the stock counter misses the aggregation of dynamic convs."""
+    """docs/analysis_tools.md: the stock counter misses the aggregation of dynamic convs."""
     x_shape = (1, 16, *HW)
     static = count_complexity(nn.Conv2d(16, 32, 3, padding=1), x_shape)
     assert static.madds == static.madds_mmengine
@@ -135,6 +135,19 @@ def test_errors():
         count_complexity(nn.Conv2d(3, 3, 1), (3, ))
     with pytest.raises(TypeError, match='analytic_madds supports'):
         analytic_madds(nn.Linear(3, 3), (4, 4))
+
+
+def test_analytic_madds_reads_the_layer_own_formula():
+    """No list of layer classes: any module with ``madds`` is counted by it."""
+    class Custom(nn.Module):
+        def madds(self, input_hw, batch=1, training=False):
+            return {'conv': batch * input_hw[0] * input_hw[1], 'attention': 3 + training}
+
+    assert analytic_madds(Custom(), (4, 5), batch=2, training=True) == {
+        'conv': 40, 'attention': 4, 'total': 44}
+    layer = ODConv2d(16, 32, 3, padding=1)
+    assert analytic_madds(layer, HW, 3) == {**layer.madds(HW, 3), 'total': sum(
+        layer.madds(HW, 3).values())}
 
 
 @pytest.mark.parametrize('name,key', [

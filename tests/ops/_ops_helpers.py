@@ -4,7 +4,10 @@ import os
 import pytest
 import torch
 
-from mmdyn.ops import LAYERS
+# STRATEGIES ('auto', 'grouped', 'loop', 'bmm') and MIX_STRATEGIES (+ 'maps', all
+# but ODConv) are re-exported for the tests.
+from mmdyn.ops import LAYERS, MIX_STRATEGIES, STRATEGIES  # noqa: F401
+from mmdyn.ops._base import TemperatureMixin
 
 
 def _test_device() -> torch.device:
@@ -36,22 +39,24 @@ requires_cuda = pytest.mark.skipif(
     reason='needs a CUDA device; none is visible to torch (run on a GPU machine: '
     'MMDYN_TEST_DEVICE=cuda pytest tests/ops)')
 
+# What every layer has, read off its class (``DynamicConvBase``'s attributes):
+# a new layer of ``LAYERS`` joins every list it belongs to without a test edit.
 LAYER_NAMES = list(LAYERS)
-#: Layers with a bank of K kernels and a ``kernel_num`` argument (all but DCD).
-BANK_LAYERS = [n for n in LAYER_NAMES if n != 'DCD']
-#: Layers that convolve every sample with its own aggregated kernel.
-PER_SAMPLE_LAYERS = ['A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv']
+#: Layers with a bank of K kernels and a ``kernel_num`` argument.
+BANK_LAYERS = [n for n in LAYER_NAMES if LAYERS[n].has_kernel_bank]
+#: Layers that convolve every sample with its own aggregated kernel (``strategy=``).
+PER_SAMPLE_LAYERS = [n for n in LAYER_NAMES if LAYERS[n].strategies]
 #: Layers with a ``temperature`` / ``set_temperature``.
-TEMPERATURE_LAYERS = ['A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv']
-STRATEGIES = ('grouped', 'loop', 'bmm', 'auto')
-#: Strategies of mixtures of base kernels (all but ODConv also take 'maps').
-MIX_STRATEGIES = STRATEGIES + ('maps', )
+TEMPERATURE_LAYERS = [n for n in LAYER_NAMES if issubclass(LAYERS[n], TemperatureMixin)]
+#: Layers with an ``attention(x)`` method.
+ATTENTION_LAYERS = [n for n in LAYER_NAMES if callable(getattr(LAYERS[n], 'attention', None))]
 
 
 def build(name, cin, cout, kernel_size, stride=1, padding=0, dilation=1, groups=1,
           bias=False, kernel_num=None, **kwargs):
-    """Instantiate ``LAYERS[name]``; ``kernel_num`` is dropped for DCD."""
-    if kernel_num is not None and name != 'DCD':
+    """Instantiate ``LAYERS[name]``; ``kernel_num`` is dropped for a layer without
+    a kernel bank (DCD)."""
+    if kernel_num is not None and LAYERS[name].has_kernel_bank:
         kwargs['kernel_num'] = kernel_num
     return LAYERS[name](cin, cout, kernel_size, stride, padding, dilation, groups, bias,
                         **kwargs)

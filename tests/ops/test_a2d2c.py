@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from _ops_helpers import MIX_STRATEGIES, cpu_only, scale_tol, seeded
-from mmdyn.ops import A2D2CConv2d, A2D2CPlusConv2d, mean_input_patches, sample_positions
+from mmdyn.ops import (A2D2CConv2d, A2D2CPlusConv2d, mean_input_patches, mixed_kernel_conv2d,
+                       sample_positions)
 
 CLASSES = [pytest.param(A2D2CConv2d, id='A2D2C'), pytest.param(A2D2CPlusConv2d, id='A2D2CPlus')]
 
@@ -54,6 +55,25 @@ def test_fast_equals_reference(cls, geo, mode):
     y_ref = seeded(1, ref, x)
     y_fast = seeded(1, fast, x)
     torch.testing.assert_close(y_fast, y_ref, **scale_tol(y_ref))
+
+
+@pytest.mark.parametrize('mode', ['train-random', 'train-fixed', 'eval'])
+@pytest.mark.parametrize('geo', [GEOMETRIES[1], GEOMETRIES[5], GEOMETRIES[9]])
+@pytest.mark.parametrize('cls', CLASSES)
+def test_attention_is_the_one_the_forward_uses(cls, geo, mode):
+    """``layer.attention(x)`` (same RNG state) mixes the kernels into the forward's
+    output, for both impls, and sums to 1 over the K kernels."""
+    sampling = 'random' if mode == 'eval' else mode.split('-')[1]
+    ref, fast, x = _pair(cls, geo, sampling=sampling)
+    for layer in (ref, fast):
+        layer.train(mode != 'eval')
+        attn = seeded(1, layer.attention, x)
+        assert attn.shape == (3, 3, geo[1])
+        torch.testing.assert_close(attn.sum(1), torch.ones(3, geo[1]))
+        y = seeded(1, layer, x)
+        again = mixed_kernel_conv2d(x, attn, layer.weight, layer.bias, None, layer.stride,
+                                    layer.padding, layer.dilation, layer.groups)
+        torch.testing.assert_close(again, y, **scale_tol(y))
 
 
 @pytest.mark.parametrize('geo', [GEOMETRIES[1], GEOMETRIES[5], GEOMETRIES[6], GEOMETRIES[8]])

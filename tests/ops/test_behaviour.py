@@ -6,15 +6,16 @@ import pytest
 import torch
 import torch.nn as nn
 
-from _ops_helpers import (BANK_LAYERS, LAYER_NAMES, PER_SAMPLE_LAYERS, STRATEGIES,
-                          TEMPERATURE_LAYERS, TEST_DEVICE, build, scale_tol, seeded)
+from _ops_helpers import (ATTENTION_LAYERS, BANK_LAYERS, LAYER_NAMES, PER_SAMPLE_LAYERS,
+                          STRATEGIES, TEMPERATURE_LAYERS, TEST_DEVICE, build, scale_tol,
+                          seeded)
 from mmdyn.ops import LAYERS
 
 
 def _layer(name, cin=4, cout=6, k=3, seed=0, **kw):
     torch.manual_seed(seed)
     kw.setdefault('padding', k // 2)
-    if name != 'DCD':
+    if LAYERS[name].has_kernel_bank:
         kw.setdefault('kernel_num', 3)
     if name.startswith('A2D2C'):
         kw.setdefault('num_points', 5)
@@ -24,6 +25,11 @@ def _layer(name, cin=4, cout=6, k=3, seed=0, **kw):
 
 def _bn_state(layer):
     return {n: b.clone() for n, b in layer.named_buffers()}
+
+
+#: Layers with a BatchNorm inside (ODConv's attention branch, DCD).
+BN_LAYERS = [n for n in LAYER_NAMES
+             if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in _layer(n).modules())]
 
 
 # ------------------------------------------------------------------ (a) batch size 1
@@ -42,7 +48,7 @@ def test_batch_size_one(name, mode):
         torch.testing.assert_close(layer(x2)[:1], y.detach(), **scale_tol(y))
 
 
-@pytest.mark.parametrize('name', ['ODConv', 'DCD'])
+@pytest.mark.parametrize('name', BN_LAYERS)
 def test_batch_norm_batch_of_one_keeps_running_stats(name):
     """A training batch with one value per channel (B=1 after pooling, or a 1x1 map for
     DCD) must not raise and must leave the running statistics untouched."""
@@ -61,7 +67,7 @@ def test_batch_norm_batch_of_one_keeps_running_stats(name):
     torch.testing.assert_close(y_train, layer(x), **scale_tol(y_train))
 
 
-@pytest.mark.parametrize('name', ['ODConv', 'DCD'])
+@pytest.mark.parametrize('name', BN_LAYERS)
 def test_batch_norm_larger_batches_update_running_stats(name):
     """Counterpart of the test above: a normal training batch does update them."""
     layer = _layer(name, k=3, padding=0)
@@ -108,7 +114,7 @@ def test_channels_last(name, strategy, groups):
         torch.testing.assert_close(y_cl, y, **scale_tol(y))
         # values only for DCD and for the paper-literal reference impl (A2D2C+'s
         # reference sums K stacked maps, which drops the memory format)
-        if name != 'DCD' and strategy != 'reference':
+        if strategy is not None and strategy != 'reference':
             assert y_cl.is_contiguous(memory_format=torch.channels_last), mode
             assert y.is_contiguous(), mode
 
@@ -239,7 +245,7 @@ def test_temperature_is_used(name):
     assert not torch.allclose(layer(x), y1)
 
 
-@pytest.mark.parametrize('name', ['CondConv', 'DCD'])
+@pytest.mark.parametrize('name', [n for n in LAYER_NAMES if n not in TEMPERATURE_LAYERS])
 def test_no_temperature(name):
     layer = _layer(name)
     assert not hasattr(layer, 'set_temperature')
@@ -253,7 +259,7 @@ def _conv_std(cin, cout, k, groups=1):
 
 
 @pytest.mark.parametrize('groups', [1, 2], ids=['g1', 'g2'])
-@pytest.mark.parametrize('name', [n for n in BANK_LAYERS if n != 'ODConv'])
+@pytest.mark.parametrize('name', [n for n in BANK_LAYERS if LAYERS[n].kernel_init == 'conv2d'])
 def test_kernel_bank_init_matches_conv2d(name, groups):
     layer = _layer(name, cin=64, cout=64, k=3, kernel_num=4, groups=groups, bias=True)
     ref = _conv_std(64, 64, 3, groups)
@@ -325,7 +331,7 @@ def test_float64_layer_gives_float64_output(name):
 
 # Attention stays in float64 for a float64 model (it is computed in "float32 at
 # least", never rounded down), in every layer.
-@pytest.mark.parametrize('name', ['ODConv', 'DyConv', 'CondConv'])
+@pytest.mark.parametrize('name', ATTENTION_LAYERS)
 def test_float64_attention_stays_float64(name):
     layer = _layer(name).double()
     attn = layer.attention(torch.randn(2, 4, 7, 8, dtype=torch.float64))
@@ -340,6 +346,22 @@ def test_layers_registry():
     assert set(LAYERS) == {'A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv', 'DCD'}
     for cls in LAYERS.values():
         assert issubclass(cls, nn.Module)
+
+
+@pytest.mark.parametrize('name', LAYER_NAMES)
+def test_class_attributes_describe_the_layer(name):
+    """What a layer's class says it has (the tests' and the analysis' only source)."""
+    cls = LAYERS[name]
+    layer = _layer(name)
+    assert callable(getattr(layer, 'madds', None))  # read by mmdyn.analysis.analytic_madds
+    assert cls.has_kernel_bank == hasattr(layer, 'kernel_num')
+    if cls.has_kernel_bank:
+        assert layer.weight.shape == (3, 6, 4, 3, 3)
+    assert bool(cls.strategies) == hasattr(layer, 'strategy')
+    for strategy in cls.strategies:
+        assert _layer(name, strategy=strategy).strategy == strategy
+    with pytest.raises((TypeError, ValueError), match='strategy'):
+        _layer(name, strategy='fft')
 
 
 # ------------------------------------------------------------- strategy selection

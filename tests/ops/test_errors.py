@@ -2,13 +2,12 @@
 import pytest
 import torch
 
-from _ops_helpers import BANK_LAYERS, LAYER_NAMES, build
+from _ops_helpers import BANK_LAYERS, LAYER_NAMES, PER_SAMPLE_LAYERS, TEMPERATURE_LAYERS, build
 from mmdyn.ops import (A2D2CConv2d, A2D2CPlusConv2d, CondConv2d, DCDConv2d, DynamicConv2d,
                        ODConv2d, batched_dynamic_conv2d, sample_positions)
 
 A2D2C_CLASSES = [pytest.param(A2D2CConv2d, id='A2D2C'),
                  pytest.param(A2D2CPlusConv2d, id='A2D2CPlus')]
-STRATEGY_LAYERS = ['A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv']
 
 
 @pytest.mark.parametrize('name', BANK_LAYERS)
@@ -31,7 +30,7 @@ def test_num_points_below_one(cls):
 
 
 @pytest.mark.parametrize('value', [0, -1, 0.0, float('nan')])
-@pytest.mark.parametrize('name', ['A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv'])
+@pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
 def test_bad_temperature(name, value):
     with pytest.raises(ValueError, match=r'temperature must be a finite number > 0'):
         build(name, 4, 4, 3, temperature=value)
@@ -77,7 +76,7 @@ def test_unknown_impl(cls):
         cls(4, 4, 3, impl='cuda')
 
 
-@pytest.mark.parametrize('name', STRATEGY_LAYERS)
+@pytest.mark.parametrize('name', PER_SAMPLE_LAYERS)
 def test_unknown_strategy(name):
     with pytest.raises(ValueError, match=r"unknown strategy 'im2col'; expected one of "
                                          r"\['auto', 'grouped', 'loop', 'bmm'"):

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from _ops_helpers import scale_tol
+from _ops_helpers import BANK_LAYERS, TEMPERATURE_LAYERS, scale_tol
 from mmdyn.ops import LAYERS, DCDConv2d, DynamicMaskConv2d
 from mmdyn.ops import batched_conv
 from mmdyn.ops.batched_conv import export_safe_path, is_exporting
@@ -47,9 +47,9 @@ def _build(case, seed=0):
     torch.manual_seed(seed)
     cls = DynamicMaskConv2d if name == 'DMC' else LAYERS[name]
     kwargs = dict(extra)
-    if name in ('A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv'):
+    if name in TEMPERATURE_LAYERS:
         kwargs['temperature'] = 1.0  # peaked attention: the dynamic part matters
-    if name in ('A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv'):
+    if name in BANK_LAYERS:
         kwargs['kernel_num'] = 3
     layer = cls(cin, cout, k, s, p, 1, g, bias, **kwargs)
     # move BatchNorm statistics away from (0, 1) so eval mode is not trivial

@@ -33,8 +33,7 @@ LAYER_CASES = [
 
 def _layer(name, mode, extra, bias=True):
     torch.manual_seed(0)
-    layer = build(name, 2, 3, 3, padding=1, bias=bias,
-                  kernel_num=None if name == 'DCD' else 3, **extra).double()
+    layer = build(name, 2, 3, 3, padding=1, bias=bias, kernel_num=3, **extra).double()
     layer.train(mode == 'train')
     if name == 'DCD':
         with torch.no_grad():  # random BN affine/stats so that every term matters

@@ -28,19 +28,8 @@ def _expected(x, attn, bank, bias_bank, spatial, geo):
     return torch.cat(outs)
 
 
-@pytest.mark.parametrize('strategy', MIX_STRATEGIES + ('loop-blocked', ))
-@pytest.mark.parametrize('per_channel', [False, True], ids=['attn-BK', 'attn-BKN'])
-@pytest.mark.parametrize('with_spatial', [False, True], ids=['', 'spatial'])
-@pytest.mark.parametrize('with_bias', [False, True], ids=['', 'bias'])
-@pytest.mark.parametrize('geo', GEOMETRIES, ids=lambda g: 'x'.join(map(str, g)))
-def test_every_strategy_matches_materialised_mixture(strategy, per_channel, with_spatial,
-                                                     with_bias, geo, monkeypatch):
-    if strategy == 'loop-blocked':  # blocks of output channels smaller than C_out
-        from mmdyn.ops import batched_conv
-        monkeypatch.setattr(batched_conv, 'LOOP_BLOCK_ELEMENTS', 2 * geo[0] * geo[2]**2 // geo[6])
-        strategy = 'loop'
-    if strategy == 'maps' and with_spatial:
-        pytest.skip('maps does not apply with spatial attention (tested below)')
+def _inputs(geo, per_channel, with_bias, with_spatial):
+    """Float64 ``(x, attn, bank, bias_bank, spatial)`` for a batch of 3 and K = 4."""
     cin, cout, k, *_, groups = geo
     g = torch.Generator(TEST_DEVICE).manual_seed(0)
     x = torch.randn(3, cin, 9, 8, generator=g, dtype=torch.float64)
@@ -49,10 +38,51 @@ def test_every_strategy_matches_materialised_mixture(strategy, per_channel, with
                       dtype=torch.float64)
     bias_bank = torch.randn(4, cout, generator=g, dtype=torch.float64) if with_bias else None
     spatial = torch.rand(3, k * k, generator=g, dtype=torch.float64) if with_spatial else None
+    return x, attn, bank, bias_bank, spatial
+
+
+@pytest.mark.parametrize('strategy', MIX_STRATEGIES)
+@pytest.mark.parametrize('per_channel', [False, True], ids=['attn-BK', 'attn-BKN'])
+@pytest.mark.parametrize('with_spatial', [False, True], ids=['', 'spatial'])
+@pytest.mark.parametrize('with_bias', [False, True], ids=['', 'bias'])
+@pytest.mark.parametrize('geo', GEOMETRIES, ids=lambda g: 'x'.join(map(str, g)))
+def test_every_strategy_matches_materialised_mixture(strategy, per_channel, with_spatial,
+                                                     with_bias, geo):
+    if strategy == 'maps' and with_spatial:
+        pytest.skip('maps does not apply with spatial attention (tested below)')
+    x, attn, bank, bias_bank, spatial = _inputs(geo, per_channel, with_bias, with_spatial)
     y = mixed_kernel_conv2d(x, attn, bank, bias_bank, spatial, geo[3:4] * 2, geo[4:5] * 2,
-                            geo[5:6] * 2, groups, strategy)
+                            geo[5:6] * 2, geo[6], strategy)
     torch.testing.assert_close(y, _expected(x, attn, bank, bias_bank, spatial, geo),
                                rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('per_channel', [False, True], ids=['attn-BK', 'attn-BKN'])
+@pytest.mark.parametrize('with_spatial', [False, True], ids=['', 'spatial'])
+@pytest.mark.parametrize('with_bias', [False, True], ids=['', 'bias'])
+@pytest.mark.parametrize('geo', [(4, 40, 3, 1, 1, 1, 1), (4, 40, 1, 2, 0, 1, 1)],
+                         ids=lambda g: 'x'.join(map(str, g)))
+def test_loop_in_blocks_matches_materialised_mixture(per_channel, with_spatial, with_bias, geo,
+                                                     monkeypatch):
+    """The ``loop`` strategy with output-channel blocks smaller than C_out: 40
+    channels in blocks of 16 (rounded up from 14), i.e. 16 + 16 + a ragged 8."""
+    from mmdyn.ops import batched_conv
+    cin, cout, k = geo[:3]
+    monkeypatch.setattr(batched_conv, 'LOOP_BLOCK_ELEMENTS', 14 * cin * k * k)
+    x, attn, bank, bias_bank, spatial = _inputs(geo, per_channel, with_bias, with_spatial)
+    expected = _expected(x, attn, bank, bias_bank, spatial, geo)
+    blocks = []  # output channels of every per-sample convolution the loop runs
+    conv2d = batched_conv.F.conv2d
+
+    def spy(inp, weight, *args):
+        blocks.append(weight.size(0))
+        return conv2d(inp, weight, *args)
+
+    monkeypatch.setattr(batched_conv.F, 'conv2d', spy)
+    y = mixed_kernel_conv2d(x, attn, bank, bias_bank, spatial, geo[3:4] * 2, geo[4:5] * 2,
+                            geo[5:6] * 2, geo[6], 'loop')
+    assert blocks == [16] * 3 + [16] * 3 + [8] * 3  # 3 blocks x 3 samples
+    torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-10)
 
 
 def test_mix_kernels_shapes():

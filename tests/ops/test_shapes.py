@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from _ops_helpers import LAYER_NAMES, build
+from mmdyn.ops import LAYERS
 
 H, W = 9, 11  # non-square so that a swapped H/W shows
 
@@ -25,7 +26,7 @@ def _cases():
         for i, (k, s, d, g) in enumerate(
                 itertools.product((1, 3, 5), (1, 2), (1, 2), ('g1', 'g2', 'dw'))):
             bias = i % 2 == 0
-            kernel_num = None if name == 'DCD' else (1, 4)[(i // 2) % 2]
+            kernel_num = (1, 4)[(i // 2) % 2] if LAYERS[name].has_kernel_bank else None
             padding = (0, (k // 2) * d, 1)[i % 3]
             extra = {}
             if name.startswith('A2D2C'):
@@ -71,7 +72,7 @@ def test_matches_conv2d_shape_and_backward(name, k, stride, dilation, groups, pa
         assert (layer.filter_fc is None) == (groups == 'dw')
         assert (layer.spatial_fc is None) == (k == 1)
         assert (layer.kernel_fc is None) == (kernel_num == 1)
-    if name != 'DCD':
+    if LAYERS[name].has_kernel_bank:
         assert layer.weight.shape == (kernel_num, cout, cin // g, k, k)
     else:
         assert layer.weight.shape == conv.weight.shape

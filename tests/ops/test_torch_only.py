@@ -44,6 +44,7 @@ CODE = textwrap.dedent('''
         y = layer(x)
         assert y.shape == (2, 6, 6, 6), (alias, y.shape)
         y.sum().backward()
+        assert sum(layer.madds((6, 6), 2).values()) > 0, alias
     for alias, cls in MODULES.items():
         # DMC is a conv; AdaptiveEnhancement / MSFF are built like mmcv plugins
         layer = cls(4, 6, 3) if alias == 'DMC' else cls(in_channels=4)
