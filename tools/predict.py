@@ -26,10 +26,6 @@ import os.path as osp
 import pickle
 import sys
 
-_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
-
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
@@ -77,24 +73,6 @@ def parse_args(argv=None):
     return args, parser
 
 
-def format_result(result) -> str:
-    """The text printed for one result (indented lines)."""
-    from mmdyn.apis import format_probability
-    if result.task == 'classification':
-        return '\n'.join(f'  {i + 1}. {c.name} (label {c.label}): {format_probability(c.score)}'
-                         for i, c in enumerate(result.topk))
-    if not len(result):
-        return f'  no detection with score >= {result.score_thr:g}'
-    lines = []
-    for i in range(len(result)):
-        x1, y1, x2, y2 = result.bboxes[i]
-        area = '' if result.masks is None else f'  mask {int(result.masks[i].sum())} px'
-        lines.append(f'  {result.names[i]} (label {int(result.labels[i])}) '
-                     f'{result.scores[i]:.3f}  box [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]'
-                     f'{area}')
-    return '\n'.join(lines)
-
-
 #: Input formats the annotated image keeps; any other input gets a PNG.
 OUTPUT_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
 
@@ -137,7 +115,7 @@ def main(argv=None) -> int:
             print(f'{path}: error: {err}', file=sys.stderr, flush=True)
             errors.append(dict(image=path, error=str(err)))
             continue
-        print(f'{path}:\n{format_result(result)}', flush=True)
+        print(f'{path}:\n{result.to_text()}', flush=True)
         entry = dict(image=path, **result.to_dict())
         if args.namer is not None:
             out = args.namer.path_for(name, output_extension(name))

@@ -24,9 +24,10 @@ window). It shows
   config, an unreadable image) are shown there and in red in the window, never
   as a crash.
 
-All model work is done by :mod:`mmdyn.apis.inference`; this file is only the
-widgets. Inference runs in the GUI thread (a busy cursor is shown), which is
-fine for the small models mmdyn trains on a CPU. ``--screenshot`` renders the
+All model work is done by :mod:`mmdyn.apis` (the result types also give the
+table rows and summaries); this file is only the widgets. Inference runs in the
+GUI thread (a busy cursor is shown), which is fine for the small models mmdyn
+trains on a CPU. ``--screenshot`` renders the
 window once, saves it and exits (no event loop; works with
 ``QT_QPA_PLATFORM=offscreen``).
 """
@@ -37,13 +38,9 @@ import sys
 import time
 import traceback
 
-_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
+from PySide6 import QtCore, QtGui, QtWidgets
 
-from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
-
-from mmdyn.apis.drawing import format_probability  # noqa: E402  (no OpenMMLab import yet)
+from mmdyn.apis.drawing import format_probability  # no OpenMMLab import yet
 
 Qt = QtCore.Qt
 TOPK = 5
@@ -81,10 +78,6 @@ class ImageView(QtWidgets.QLabel):
         self._source = QtGui.QPixmap()
         self.clear()
         self.setText(text)
-
-    def source_pixmap(self) -> QtGui.QPixmap:
-        """The unscaled pixmap (null when none)."""
-        return self._source
 
     def _rescale(self) -> None:
         if self._source.isNull():
@@ -355,11 +348,10 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         self.predictor = predictor
         self._clear_error()
-        detection = predictor.task == 'detection'
-        self.score_spin.setEnabled(detection)
-        self.topk_table.setColumnCount(3 if detection else 2)
-        self.topk_table.setHorizontalHeaderLabels(
-            ['Class', 'Score', 'Box (x1, y1, x2, y2)'] if detection else ['Class', 'Probability'])
+        self.score_spin.setEnabled(predictor.uses_score_thr)
+        columns = predictor.result_type.COLUMNS
+        self.topk_table.setColumnCount(len(columns))
+        self.topk_table.setHorizontalHeaderLabels(list(columns))
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         for name in predictor.attention_layers:
@@ -425,22 +417,18 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.result = result
         self.annotated = annotated
-        if result.task == 'classification':  # the table lists the top-5: show the image clean
+        if result.SHOW_ANNOTATED:
+            self.image_label.set_image(annotated)
+        else:  # the drawing only repeats the table: show the image clean
             from mmdyn.apis import read_image
             self.image_label.set_image(read_image(self.image_path)[..., ::-1])
-            self.prediction_label.setText(f'{result.pred_name}  ({100 * result.pred_score:.2f}%)')
-        else:
-            self.image_label.set_image(annotated)
-            self.prediction_label.setText(f'{len(result)} detection(s)')
+        self.prediction_label.setText(result.headline())
         self.save_button.setEnabled(True)
         self._fill_table(result)
         if attention:
             self.update_attention()
         if self.last_error is None:
-            what = (f'top-1 {result.pred_name} ({result.pred_score:.3f})'
-                    if result.task == 'classification' else
-                    f'{len(result)} detection(s) with score >= {result.score_thr:g}')
-            self.status.showMessage(f'{osp.basename(self.image_path)}: {what} '
+            self.status.showMessage(f'{osp.basename(self.image_path)}: {result.status()} '
                                     f'[{time.time() - start:.2f} s]')
 
     @staticmethod
@@ -501,7 +489,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return ok
 
     def _on_threshold(self) -> None:
-        if self.predictor is not None and self.predictor.task == 'detection':
+        if self.predictor is not None and self.predictor.uses_score_thr:
             self.refresh(attention=False)  # the threshold does not change the attention
 
     def _clear_outputs(self, text) -> None:
@@ -515,12 +503,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _fill_table(self, result) -> None:
         table = self.topk_table
-        if result.task == 'classification':
-            rows = [(c.name, c.score, None) for c in result.topk]
-        else:
-            rows = [(result.names[i], float(result.scores[i]),
-                     ', '.join(f'{v:.0f}' for v in result.bboxes[i]))
-                    for i in range(len(result))]
+        rows = result.table_rows()
         table.setRowCount(len(rows))
         for r, (name, score, box) in enumerate(rows):
             table.setItem(r, 0, QtWidgets.QTableWidgetItem(name))

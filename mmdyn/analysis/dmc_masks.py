@@ -9,7 +9,7 @@ see ``docs/dmc_design.md``).
 :class:`DMCMaskRecorder` is a context manager that puts a forward *pre*-hook on
 one :class:`~mmdyn.ops.DynamicMaskConv2d` layer of a model and on the
 :class:`~mmdyn.ops.AdaptiveEnhancement` module of the same block (in the mmdyn
-ResNets ``<layer>.<i>.drop_path.plugins.0``, next to ``<layer>.<i>.conv2``).
+ResNets ``<layer>.<i>.residual_plugins.0``, next to ``<layer>.<i>.conv2``).
 Each hook captures its module's input and, under ``torch.no_grad()``, calls the
 module's own visualisation method on it: ``layer.masks(x)`` (the per-branch
 dynamic masks, spatial ``(B, 1, H', W')`` or channel ``(B, C_out, 1, 1)``, none
@@ -84,7 +84,7 @@ def find_dmc_enhancement(model: nn.Module, layer: str
 
     The block is the layer's parent module (``backbone.layer1.0`` for
     ``backbone.layer1.0.conv2``); its first AdaptiveEnhancement descendant is
-    returned (in the mmdyn ResNets ``backbone.layer1.0.drop_path.plugins.0``).
+    returned (in the mmdyn ResNets ``backbone.layer1.0.residual_plugins.0``).
     A layer directly under ``model`` has no block, hence no enhancement.
 
     Args:
@@ -164,7 +164,7 @@ class DMCMaskRecorder:
 
         with DMCMaskRecorder(model, 'backbone.layer1.0.conv2') as rec:
             model.extract_feat(x)
-        record = rec.records[0]
+        record = rec.records['backbone.layer1.0.conv2'][0]
         record.masks            # one (B, 1, H', W') map per branch (mask='spatial')
         record.pixel_attention  # (B, 1, H, W) or None
 
@@ -181,7 +181,9 @@ class DMCMaskRecorder:
     Attributes:
         layer_name, layer, enhancement_name, enhancement: What is hooked
             (the enhancement ones ``None`` when there is none).
-        records (list[DMCRecord]): One per call of the layer.
+        records (dict[str, list[DMCRecord]]): ``{layer_name: [one record per
+            call of the layer]}``, the shape of
+            :attr:`mmdyn.analysis.A2D2CAttentionRecorder.records`.
 
     Raises:
         ValueError: The model has no DMC layer, or ``layer`` is not one (the
@@ -204,17 +206,18 @@ class DMCMaskRecorder:
         self.layer = available[name]
         found = find_dmc_enhancement(model, name) if enhancement else None
         self.enhancement_name, self.enhancement = found if found else (None, None)
-        self.records: List[DMCRecord] = []
+        self.records: Dict[str, List[DMCRecord]] = {name: []}
         self._enhanced = 0
         self._handles = []
 
     def _layer_hook(self, module, args):
-        self.records.append(dmc_record(self.layer_name, module, args[0]))
+        self.records[self.layer_name].append(dmc_record(self.layer_name, module, args[0]))
 
     def _enhancement_hook(self, module, args):
-        if self._enhanced >= len(self.records):  # called before the layer: not its block's
+        records = self.records[self.layer_name]
+        if self._enhanced >= len(records):  # called before the layer: not its block's
             return
-        rec = self.records[self._enhanced]
+        rec = records[self._enhanced]
         self._enhanced += 1
         with torch.no_grad():
             channel, pixel = module.attention_maps(args[0].detach())

@@ -1,9 +1,17 @@
 """Drawing for :mod:`mmdyn.apis` (no Qt): top-k text, detections, the A2D2C
-attention figure and the DMC mask figure. Inputs are BGR ``uint8`` images as OpenMMLab reads them; every
-function returns an **RGB** ``uint8`` array."""
+attention figure and the DMC mask figure.
+
+Channel order: every function here takes its image as an **RGB** ``uint8``
+``(H, W, 3)`` array and returns an **RGB** ``uint8`` array (ready for PIL,
+matplotlib or Qt); colours are RGB tuples. Images read the OpenMMLab way
+(:func:`mmdyn.apis.read_image`, ``mmcv.imread``) are BGR: reverse the last
+axis (``bgr[..., ::-1]``) before drawing, as :class:`mmdyn.apis.Predictor` does.
+"""
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from mmdyn.utils.validation import check_choice
 
 __all__ = ['format_probability', 'palette', 'draw_topk', 'draw_detections',
            'draw_attention_figure', 'draw_dmc_figure']
@@ -69,21 +77,20 @@ def _label(img: np.ndarray, text: str, x: int, y: int, bg, scale: float,
     cv2.putText(img, text, (x + 2, y + th + 2), _FONT, scale, fg, thickness, cv2.LINE_AA)
 
 
-
-def _canvas(bgr: np.ndarray, min_size: int):
-    """RGB copy of ``bgr`` enlarged for text, its x/y scale, font scale and thickness."""
-    out, sx, sy = _upscale(bgr[..., ::-1], min_size)
+def _canvas(rgb: np.ndarray, min_size: int):
+    """Copy of ``rgb`` enlarged for text, its x/y scale, font scale and thickness."""
+    out, sx, sy = _upscale(rgb, min_size)
     h, w = out.shape[:2]
     scale = float(np.clip(min(h, w) / 500.0, 0.4, 1.2))
     return out, sx, sy, scale, 1 if scale < 0.8 else 2
 
 
-def draw_topk(bgr: np.ndarray, topk: Sequence[Tuple[str, float]],
+def draw_topk(rgb: np.ndarray, topk: Sequence[Tuple[str, float]],
               min_size: int = 256) -> np.ndarray:
     """The ``(name, probability)`` list in a shaded box at the top left.
 
     Args:
-        bgr: The image, ``uint8`` ``(H, W, 3)`` BGR.
+        rgb: The image, ``uint8`` ``(H, W, 3)`` RGB.
         topk: Classes, best first.
         min_size: The image is enlarged so its shorter side is at least this.
 
@@ -91,7 +98,7 @@ def draw_topk(bgr: np.ndarray, topk: Sequence[Tuple[str, float]],
         The annotated RGB image.
     """
     import cv2
-    out, _, _, scale, thick = _canvas(bgr, min_size)
+    out, _, _, scale, thick = _canvas(rgb, min_size)
     h, w = out.shape[:2]
     lines = [f'{name}: {100 * score:.1f}%' for name, score in topk]
     (_, th), base = cv2.getTextSize('Ag', _FONT, scale, thick)
@@ -107,13 +114,13 @@ def draw_topk(bgr: np.ndarray, topk: Sequence[Tuple[str, float]],
     return out
 
 
-def draw_detections(bgr: np.ndarray, bboxes: np.ndarray, labels: np.ndarray,
+def draw_detections(rgb: np.ndarray, bboxes: np.ndarray, labels: np.ndarray,
                     scores: np.ndarray, names: Sequence[str], masks: Optional[np.ndarray],
                     colours: List[Tuple[int, int, int]], min_size: int = 256) -> np.ndarray:
     """Masks (translucent), boxes and ``name score`` labels in the class colours.
 
     Args:
-        bgr: The image, ``uint8`` ``(H, W, 3)`` BGR.
+        rgb: The image, ``uint8`` ``(H, W, 3)`` RGB.
         bboxes: ``(N, 4)`` x1, y1, x2, y2 in image pixels.
         labels, scores, names: Per detection.
         masks: ``(N, H, W)`` bool or None.
@@ -124,7 +131,7 @@ def draw_detections(bgr: np.ndarray, bboxes: np.ndarray, labels: np.ndarray,
         The annotated RGB image (best detection drawn last, on top).
     """
     import cv2
-    out, sx, sy, scale, thick = _canvas(bgr, min_size)
+    out, sx, sy, scale, thick = _canvas(rgb, min_size)
     h, w = out.shape[:2]
     box_thick = max(1, int(round(min(h, w) / 250)))
     order = np.argsort(scores, kind='stable')  # best drawn last (on top)
@@ -164,7 +171,7 @@ def draw_attention_figure(image: np.ndarray, record, title: str = '', dpi: int =
         title: Figure title (default: the layer name).
         dpi: Resolution. Default 80.
         layout: ``'row'`` (default): the four panels side by side, 16 x 4.2
-            inches (as ``tools/visualize_attention.py``); ``'grid'``: 2 x 2,
+            inches (as ``tools/analysis_tools/visualize_attention.py``); ``'grid'``: 2 x 2,
             10 x 7.5 inches (fits a window pane better).
 
     Returns:
@@ -174,7 +181,6 @@ def draw_attention_figure(image: np.ndarray, record, title: str = '', dpi: int =
     from matplotlib.figure import Figure
 
     from mmdyn.analysis.attention import positions_to_yx
-    from mmdyn.ops._base import check_choice
     check_choice('layout', layout, ('row', 'grid'))
     feat = record.output[0].float().mean(0).cpu().numpy()
     pi = record.attention[0].float().cpu().numpy()              # (K, C_out)
@@ -259,7 +265,6 @@ def draw_dmc_figure(image: np.ndarray, record, title: str = '', dpi: int = 80,
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from mmdyn.ops._base import check_choice
     check_choice('layout', layout, ('row', 'grid'))
     if record.masks and len(record.masks) != len(record.branch_dilations):
         raise ValueError(f'record {record.name!r} has {len(record.masks)} masks but '

@@ -60,8 +60,9 @@ def test_recorded_masks_are_the_layers_own(mask):
         with torch.no_grad():
             out = net(x)
     assert torch.equal(out, ref_out)                 # recording changes nothing
-    assert len(rec.records) == 1
-    r = rec.records[0]
+    assert list(rec.records) == ['1.conv2']          # layer name -> records, as A2D2C's
+    assert len(rec.records['1.conv2']) == 1
+    r = rec.records['1.conv2'][0]
     assert isinstance(r, DMCRecord) and r.name == '1.conv2' and r.mask_kind == mask
     assert r.branch_dilations == ((1, 1), (2, 2))
     layer = net.get_submodule('1.conv2')
@@ -79,11 +80,12 @@ def test_recorded_masks_are_the_layers_own(mask):
     assert torch.allclose(r.pixel_attention, pixel) and r.pixel_attention.shape == (2, 1, 3, 3)
     # Hooks are gone after the block; the default layer is the first one.
     net(x)
-    assert len(rec.records) == 1
+    assert len(rec.records['1.conv2']) == 1
     with DMCMaskRecorder(net) as first:
         net(x)
-    assert first.records[0].name == '0.conv2'
-    assert first.records[0].masks[0].shape == ((2, 1, 6, 6) if mask == 'spatial'
+    assert list(first.records) == ['0.conv2']
+    assert first.records['0.conv2'][0].name == '0.conv2'
+    assert first.records['0.conv2'][0].masks[0].shape == ((2, 1, 6, 6) if mask == 'spatial'
                                                else (2, 6, 1, 1))
 
 
@@ -92,7 +94,7 @@ def test_no_masks_and_no_enhancement():
     x = torch.randn(1, 3, 8, 8)
     with DMCMaskRecorder(net, '0.conv2') as rec:
         net(x)
-    r = rec.records[0]
+    r = rec.records['0.conv2'][0]
     assert r.masks == [] and not r.has_masks and not r.has_enhancement
     assert r.enhancement_name is None and r.pixel_attention is None
     rgb = np.full((8, 8, 3), 128, np.uint8)
@@ -108,14 +110,15 @@ def test_figure_panels_and_errors():
     x = torch.randn(1, 3, 8, 8)
     with DMCMaskRecorder(net, '0.conv2') as rec:
         net(x)
+    record = rec.records['0.conv2'][0]
     rgb = np.random.default_rng(0).integers(0, 255, (8, 8, 3)).astype(np.uint8)
-    row = draw_dmc_figure(rgb, rec.records[0], layout='row', dpi=40)
-    grid = draw_dmc_figure(rgb, rec.records[0], layout='grid', dpi=40)
+    row = draw_dmc_figure(rgb, record, layout='row', dpi=40)
+    grid = draw_dmc_figure(rgb, record, layout='grid', dpi=40)
     # 5 panels (input, 2 masks, pixel, channel): a row is much wider than a 2x3 grid.
     assert row.shape[1] / row.shape[0] > 3.5 and grid.shape[1] / grid.shape[0] < 2.5
     with pytest.raises(ValueError, match='layout'):
-        draw_dmc_figure(rgb, rec.records[0], layout='column')
-    bad = DMCRecord(**{**rec.records[0].__dict__, 'branch_dilations': ((1, 1), )})
+        draw_dmc_figure(rgb, record, layout='column')
+    bad = DMCRecord(**{**record.__dict__, 'branch_dilations': ((1, 1), )})
     with pytest.raises(ValueError, match='2 masks but 1 branch'):
         draw_dmc_figure(rgb, bad)
     with pytest.raises(ValueError, match='available'):

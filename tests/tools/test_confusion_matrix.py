@@ -1,4 +1,5 @@
-"""tools/confusion_matrix.py on a tiny generated CustomDataset (3 classes, 3/2/4
+"""tools/analysis_tools/confusion_matrix.py (and mmdyn.analysis.confusion_matrix,
+mmdyn.engine.result_files) on a tiny generated CustomDataset (3 classes, 3/2/4
 images) with a random A2D2C+ classifier: from a checkpoint and from a
 ``tools/test.py --out`` dump, checked against per-image predictions."""
 import csv
@@ -13,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from test_predict import (A2D2C, DEMO_DET, REPO, import_tool, make_class_folders,
-                          save_random_checkpoint, write_config)
+from apis._inference_helpers import (A2D2C, DEMO_DET, REPO, make_class_folders,
+                                     save_random_checkpoint, write_config)
+from conftest import import_tool, tool_path
 
 CLASSES = ('blue', 'green', 'red')   # CustomDataset labels sorted folder names
 COUNTS = (3, 2, 4)
@@ -143,21 +145,35 @@ def test_errors(setup, tmp_path, capsys):
         assert exc.value.code == 2
         assert message in capsys.readouterr().err, argv
     assert not marker.exists()   # the malicious dump was refused, not executed
-    preds, gts, num = tool.load_prediction_dump(str(good))
+    from mmdyn.analysis.confusion_matrix import load_prediction_dump
+    preds, gts, num = load_prediction_dump(str(good))
     assert preds.tolist() == [1] and gts.tolist() == [0] and num == 3
 
 
-def test_plot_scales_with_classes(setup, tmp_path):
-    tool = setup['tool']
+def test_plot_scales_with_classes(tmp_path):
+    from mmdyn.analysis.confusion_matrix import (format_report, per_class_accuracy,
+                                                 plot_confusion_matrix)
     rng = np.random.default_rng(0)
     small, big = tmp_path / 'small.png', tmp_path / 'big.png'
-    tool.plot_confusion_matrix(rng.integers(0, 9, (3, 3)), CLASSES, str(small), show_names=True)
+    plot_confusion_matrix(rng.integers(0, 9, (3, 3)), CLASSES, str(small), show_names=True)
     names = [f'traffic sign {i}' for i in range(43)]
-    tool.plot_confusion_matrix(rng.integers(0, 9, (43, 43)), names, str(big), normalize=True,
-                               show_names=True)
+    plot_confusion_matrix(rng.integers(0, 9, (43, 43)), names, str(big), normalize=True,
+                          show_names=True)
     with Image.open(small) as a, Image.open(big) as b:
         assert b.size[0] > 2 * a.size[0] and b.size[1] > 2 * a.size[1]
     matrix = np.array([[2, 1], [0, 0]])
-    acc = tool.per_class_accuracy(matrix)
+    acc = per_class_accuracy(matrix)
     assert acc[0] == pytest.approx(2 / 3) and np.isnan(acc[1])
-    assert 'n/a' in tool.format_report(matrix, ['x', 'y'])
+    assert 'n/a' in format_report(matrix, ['x', 'y'])
+
+
+def test_tool_runs_as_a_script(tmp_path):
+    """The tool lives in tools/analysis_tools/ and needs no sys.path set-up (the
+    package is installed)."""
+    assert tool_path('confusion_matrix') == osp.join(REPO, 'tools', 'analysis_tools',
+                                                     'confusion_matrix.py')
+    proc = subprocess.run([sys.executable, tool_path('analysis_tools/confusion_matrix'),
+                           '--help'], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '--results' in proc.stdout

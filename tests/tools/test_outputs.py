@@ -4,18 +4,15 @@ import hashlib
 import json
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from conftest import import_tool
 from mmdyn.output_paths import (OutputNamer, OutputPathError, check_distinct_outputs,
                                 check_output_path)
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
 
 
 def digest(path):
@@ -80,7 +77,7 @@ def test_namer_suffix_dedup_and_inputs(tmp_path):
 # ------------------------------------------------------------ tools/predict.py
 @pytest.fixture(scope='module')
 def model(tmp_path_factory):
-    from test_predict import make_class_folders, save_random_checkpoint, write_config
+    from apis._inference_helpers import make_class_folders, save_random_checkpoint, write_config
     tmp = tmp_path_factory.mktemp('outputs')
     make_class_folders(str(tmp / 'train'))
     config = write_config(str(tmp / 'cls.py'), str(tmp / 'train'))
@@ -90,7 +87,6 @@ def model(tmp_path_factory):
 
 
 def run_predict(args, capsys):
-    from test_predict import import_tool
     code = import_tool('predict').main(args)
     return code, capsys.readouterr()
 
@@ -163,7 +159,7 @@ def test_predict_json_over_an_input_is_refused(model, tmp_path, capsys):
 
 # ------------------------------------------------------------ the other tools
 def test_analyze_logs_out_over_a_log(tmp_path):
-    import analyze_logs
+    analyze_logs = import_tool('analyze_logs')
     log = tmp_path / 'scalars.json'
     log.write_text('{"loss": 1.0, "step": 1}\n{"loss": 0.5, "step": 2}\n')
     sha = digest(log)
@@ -173,7 +169,7 @@ def test_analyze_logs_out_over_a_log(tmp_path):
 
 
 def test_visualize_attention_out_over_the_image(tmp_path, capsys):
-    import visualize_attention
+    visualize_attention = import_tool('visualize_attention')
     img = save_png(str(tmp_path / 'a.png'), 0)
     cfg = tmp_path / 'c.py'
     cfg.write_text('x = 1\n')
@@ -183,7 +179,7 @@ def test_visualize_attention_out_over_the_image(tmp_path, capsys):
 
 
 def test_confusion_matrix_outputs_over_inputs(tmp_path, capsys):
-    import confusion_matrix
+    confusion_matrix = import_tool('confusion_matrix')
     cfg = tmp_path / 'c.py'
     cfg.write_text('x = 1\n')
     res = tmp_path / 'r.pkl'
@@ -198,7 +194,6 @@ def test_confusion_matrix_outputs_over_inputs(tmp_path, capsys):
 
 
 def test_test_tool_out_over_the_checkpoint(tmp_path, capsys):
-    from test_predict import import_tool
     test_tool = import_tool('test')
     cfg = tmp_path / 'c.py'
     cfg.write_text('x = 1\n')
@@ -210,7 +205,7 @@ def test_test_tool_out_over_the_checkpoint(tmp_path, capsys):
 
 
 def test_visualize_coco_results_into_the_image_folder(tmp_path):
-    import visualize_coco_results as vcr
+    vcr = import_tool('visualize_coco_results')
     images = tmp_path / 'images'
     save_png(str(images / 'a.png'), 0)
     save_png(str(images / 'sub' / 'a.png'), 1)
