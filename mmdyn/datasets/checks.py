@@ -3,7 +3,7 @@
 mmdet's and mmpretrain's own errors for a missing dataset are a bare
 ``FileNotFoundError`` on one file, or (CIFAR) an invitation to download. The
 tools call :func:`check_dataset_paths` first, which names the missing path and
-the expected on-disk layout (REFERENCE §5).
+the expected on-disk layout (the layouts are described in ``docs/datasets.md``).
 """
 import os.path as osp
 from typing import Iterator, Tuple
@@ -41,6 +41,12 @@ GTSRB_TRAIN_DIRS = ('Training', osp.join('Final_Training', 'Images'))
 GTSRB_TEST_DIR = osp.join('Final_Test', 'Images')
 #: Where the labelled GTSRB test CSV may be, relative to DATA_ROOT, in order of preference.
 GTSRB_TEST_CSVS = (osp.join(GTSRB_TEST_DIR, 'GT-final_test.csv'), 'GT-final_test.csv')
+
+
+def expected_layout(name: str) -> str:
+    """``'expected layout: ...'`` for the dataset type ``name`` (a key of
+    :data:`LAYOUTS`), the tail of every missing-data error."""
+    return f'expected layout: {LAYOUTS[name]}'
 
 
 def gtsrb_train_dir(root: str) -> str:

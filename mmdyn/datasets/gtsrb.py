@@ -33,8 +33,10 @@ import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmpretrain.datasets import BaseDataset
 
-from mmdyn.ops._base import check_choice, check_positive_int
-from .checks import GTSRB_TEST_CSVS, GTSRB_TEST_DIR, GTSRB_TRAIN_DIRS, LAYOUTS, gtsrb_train_dir
+from mmdyn.utils.validation import check_choice, check_positive_int
+from .base import ClassCountsMixin
+from .checks import (GTSRB_TEST_CSVS, GTSRB_TEST_DIR, GTSRB_TRAIN_DIRS, expected_layout,
+                     gtsrb_train_dir)
 from .transforms import CropROI, roi_to_array
 
 #: The 43 GTSRB sign names; index i is ``ClassId`` i.
@@ -60,10 +62,7 @@ UNLABELLED_TEST_CSV = 'GT-final_test.test.csv'
 
 _TRACK_NAME = re.compile(r'^(\d+)_(\d+)\.ppm$', re.IGNORECASE)
 _CLASS_DIR = re.compile(r'^\d{5}$')
-
-
-def _layout() -> str:
-    return f'expected layout: {LAYOUTS["GTSRB"]}'
+_LAYOUT = expected_layout('GTSRB')
 
 
 def read_gt_csv(csv_path: str, image_dir: str, need_class: bool = True) -> List[dict]:
@@ -173,7 +172,7 @@ def split_tracks(tracks: Mapping[int, Sequence[str]], val_ratio: float,
     return held_out
 
 
-class GTSRB(BaseDataset):
+class GTSRB(ClassCountsMixin, BaseDataset):
     """The German Traffic Sign Recognition Benchmark from its official files.
 
     Data infos hold ``img_path`` (a ``.ppm`` file, read by ``LoadImageFromFile``
@@ -240,7 +239,7 @@ class GTSRB(BaseDataset):
             raise TypeError(f'roi_crop must be a bool, got {roi_crop!r}')
         if not isinstance(data_root, str) or not data_root:
             raise ValueError(f'GTSRB needs data_root (the folder of the extracted archives), '
-                             f'got {data_root!r}; {_layout()}')
+                             f'got {data_root!r}; {_LAYOUT}')
         if test_csv is not None and not isinstance(test_csv, str):
             raise TypeError(f'test_csv must be a str or None, got {test_csv!r}')
         self.roi_crop = roi_crop
@@ -267,7 +266,7 @@ class GTSRB(BaseDataset):
         """Read the CSVs of the split; see the class docstring."""
         root = self.data_root
         if not osp.isdir(root):
-            raise FileNotFoundError(f'GTSRB data root not found: {root}\n{_layout()}')
+            raise FileNotFoundError(f'GTSRB data root not found: {root}\n{_LAYOUT}')
         if self.split == 'test':
             return self._load_test(root)
         data_list = self._load_training(root)
@@ -284,7 +283,7 @@ class GTSRB(BaseDataset):
         train_dir = gtsrb_train_dir(root)
         if not osp.isdir(train_dir):
             looked = ' nor '.join(osp.join(root, sub) for sub in GTSRB_TRAIN_DIRS)
-            raise FileNotFoundError(f'GTSRB training folder not found: {looked}\n{_layout()}')
+            raise FileNotFoundError(f'GTSRB training folder not found: {looked}\n{_LAYOUT}')
         class_dirs = {}
         for name in sorted(os.listdir(train_dir)):
             path = osp.join(train_dir, name)
@@ -298,13 +297,12 @@ class GTSRB(BaseDataset):
         if missing:
             raise FileNotFoundError(
                 f'GTSRB training folder {train_dir} lacks the class folder(s) '
-                f'{", ".join(missing)} (incompletely extracted?)\n{_layout()}')
+                f'{", ".join(missing)} (incompletely extracted?)\n{_LAYOUT}')
         data_list = []
         for class_id in range(NUM_CLASSES):
             csv_path = osp.join(class_dirs[class_id], f'GT-{class_id:05d}.csv')
             if not osp.isfile(csv_path):
-                raise FileNotFoundError(f'GTSRB annotation file not found: {csv_path}\n'
-                                        f'{_layout()}')
+                raise FileNotFoundError(f'GTSRB annotation file not found: {csv_path}\n{_LAYOUT}')
             for rec in read_gt_csv(csv_path, class_dirs[class_id]):
                 where = f'{csv_path}, line {rec["line"]}'
                 if rec['class_id'] != class_id:
@@ -336,24 +334,17 @@ class GTSRB(BaseDataset):
         if osp.isfile(unlabelled):
             message += (f'; there is only {unlabelled}, which has no ClassId: the labelled '
                         'GT-final_test.csv (GTSRB_Final_Test_GT.zip) is needed')
-        raise FileNotFoundError(f'{message} (or set test_csv)\n{_layout()}')
+        raise FileNotFoundError(f'{message} (or set test_csv)\n{_LAYOUT}')
 
     def _load_test(self, root: str) -> List[dict]:
         image_dir = osp.join(root, GTSRB_TEST_DIR)
         if not osp.isdir(image_dir):
-            raise FileNotFoundError(f'GTSRB test image folder not found: {image_dir}\n'
-                                    f'{_layout()}')
+            raise FileNotFoundError(f'GTSRB test image folder not found: {image_dir}\n{_LAYOUT}')
         csv_path = self._test_csv_path(root, image_dir)
         return [dict(img_path=rec['img_path'], gt_label=rec['class_id'], roi=rec['roi'])
                 for rec in read_gt_csv(csv_path, image_dir)]
 
     # ------------------------------------------------------------------- helpers
-    def class_counts(self) -> List[int]:
-        """Images per class (a list of 43 ints), see
-        :func:`mmdyn.datasets.classification.class_counts`."""
-        from .classification import class_counts
-        return class_counts(self)
-
     def extra_repr(self) -> List[str]:
         body = [f'Data root: \t{self.data_root}', f'Split: \t{self.split}']
         if self.split in ('train', 'val'):

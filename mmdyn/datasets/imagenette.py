@@ -14,13 +14,13 @@ shift when a folder is missing or an extra one appears: either is an error.
 """
 import os
 import os.path as osp
-from typing import List
 
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.datasets.custom import get_samples
 
-from mmdyn.ops._base import check_choice
-from .checks import LAYOUTS
+from mmdyn.utils.validation import check_choice
+from .base import ClassCountsMixin
+from .checks import expected_layout
 
 IMAGENETTE_WNIDS = ('n01440764', 'n02102040', 'n02979186', 'n03000684', 'n03028079',
                     'n03394916', 'n03417042', 'n03425413', 'n03445777', 'n03888257')
@@ -33,7 +33,7 @@ IMAGEWOOF_CLASSES = ('Shih-Tzu', 'Rhodesian ridgeback', 'beagle', 'English foxho
                      'Old English sheepdog', 'Samoyed', 'dingo')
 
 
-class Imagenette(CustomDataset):
+class Imagenette(ClassCountsMixin, CustomDataset):
     """Imagenette from its extracted folders (``DATA_ROOT/{train,val}/<wnid>/``).
 
     A ``CustomDataset`` whose classes are fixed: label ``i`` is
@@ -62,14 +62,14 @@ class Imagenette(CustomDataset):
     WNIDS = IMAGENETTE_WNIDS
     METAINFO = {'classes': IMAGENETTE_CLASSES, 'wnids': IMAGENETTE_WNIDS}
     SPLITS = ('train', 'val')
-    _layout_key = 'Imagenette'  # the entry of checks.LAYOUTS
+    _layout_key = 'Imagenette'  # the entry of checks.LAYOUTS (expected_layout)
 
     def __init__(self, data_root: str = '', split: str = 'train', **kwargs):
         name = type(self).__name__
         self.split = check_choice('split', split, self.SPLITS)
         if not isinstance(data_root, str) or not data_root:
             raise ValueError(f'{name} needs data_root (the extracted archive), got '
-                             f'{data_root!r}; expected layout: {LAYOUTS[self._layout_key]}')
+                             f'{data_root!r}; {expected_layout(self._layout_key)}')
         if 'data_prefix' in kwargs:
             raise ValueError(f'{name} sets data_prefix from split ({split!r}); do not pass '
                              f'data_prefix={kwargs["data_prefix"]!r}')
@@ -81,17 +81,15 @@ class Imagenette(CustomDataset):
     def _find_samples(self):
         """``(path relative to the split folder, label)`` for every image, with
         labels from :attr:`WNIDS`."""
-        name, layout = type(self).__name__, LAYOUTS[self._layout_key]
+        name, layout = type(self).__name__, expected_layout(self._layout_key)
         if len(self.CLASSES) != len(self.WNIDS):
             raise ValueError(f'{name} has {len(self.WNIDS)} classes, but metainfo gives '
                              f'{len(self.CLASSES)} class names')
         root = self.img_prefix
         if not osp.isdir(self.data_root):
-            raise FileNotFoundError(f'{name} data root not found: {self.data_root}\n'
-                                    f'expected layout: {layout}')
+            raise FileNotFoundError(f'{name} data root not found: {self.data_root}\n{layout}')
         if not osp.isdir(root):
-            raise FileNotFoundError(f'{name} {self.split} folder not found: {root}\n'
-                                    f'expected layout: {layout}')
+            raise FileNotFoundError(f'{name} {self.split} folder not found: {root}\n{layout}')
         folders = {d for d in os.listdir(root)
                    if not d.startswith('.') and osp.isdir(osp.join(root, d))}
         unknown = sorted(folders - set(self.WNIDS))
@@ -102,8 +100,7 @@ class Imagenette(CustomDataset):
         missing = [w for w in self.WNIDS if w not in folders]
         if missing:
             raise FileNotFoundError(f'{name}: missing class folder(s) '
-                                    f'{", ".join(osp.join(root, w) for w in missing)}\n'
-                                    f'expected layout: {layout}')
+                                    f'{", ".join(osp.join(root, w) for w in missing)}\n{layout}')
         folder_to_idx = {wnid: i for i, wnid in enumerate(self.WNIDS)}
         samples, empty = get_samples(root, folder_to_idx, is_valid_file=self.is_valid_file)
         if empty:
@@ -111,12 +108,6 @@ class Imagenette(CustomDataset):
                              f'{", ".join(osp.join(root, w) for w in sorted(empty))}')
         self.folder_to_idx = folder_to_idx
         return samples
-
-    def class_counts(self) -> List[int]:
-        """Images per class (a list of 10 ints), see
-        :func:`mmdyn.datasets.classification.class_counts`."""
-        from .classification import class_counts
-        return class_counts(self)
 
 
 class Imagewoof(Imagenette):

@@ -17,14 +17,12 @@ from typing import List, Sequence
 import numpy as np
 from mmpretrain.datasets import BaseDataset
 
-from mmdyn.ops._base import check_choice
-from .checks import LAYOUTS
+from mmdyn.utils.validation import check_choice
+from .base import ClassCountsMixin
+from .checks import expected_layout
 
 SVHN_CLASSES = tuple(str(d) for d in range(10))
-
-
-def _layout() -> str:
-    return f'expected layout: {LAYOUTS["SVHN"]}'
+_LAYOUT = expected_layout('SVHN')
 
 
 def load_svhn_mat(path: str):
@@ -46,7 +44,7 @@ def load_svhn_mat(path: str):
     """
     from scipy.io import loadmat
     if not osp.isfile(path):
-        raise FileNotFoundError(f'SVHN split file not found: {path}\n{_layout()}')
+        raise FileNotFoundError(f'SVHN split file not found: {path}\n{_LAYOUT}')
     try:
         mat = loadmat(path)
     except NotImplementedError as e:  # scipy's answer to a v7.3 (HDF5) file
@@ -58,7 +56,7 @@ def load_svhn_mat(path: str):
     if missing:
         found = sorted(k for k in mat if not k.startswith('__'))
         raise ValueError(f'{path}: missing key(s) {", ".join(missing)} (found {found}); '
-                         f'{_layout()}')
+                         f'{_LAYOUT}')
     images, labels = mat['X'], mat['y']
     if images.ndim != 4 or images.shape[:3] != (32, 32, 3):
         raise ValueError(f'{path}: X must have the shape (32, 32, 3, N), got {images.shape}')
@@ -84,7 +82,7 @@ def load_svhn_mat(path: str):
     return np.ascontiguousarray(images.transpose(3, 0, 1, 2)), as_int
 
 
-class SVHN(BaseDataset):
+class SVHN(ClassCountsMixin, BaseDataset):
     """The SVHN cropped digits from the official ``*_32x32.mat`` files.
 
     Images are kept in memory like mmpretrain's ``CIFAR10``: each data info is
@@ -114,7 +112,7 @@ class SVHN(BaseDataset):
         self.split = check_choice('split', split, self.SPLITS)
         if not isinstance(data_root, str) or not data_root:
             raise ValueError(f'SVHN needs data_root (the folder of the .mat files), got '
-                             f'{data_root!r}; {_layout()}')
+                             f'{data_root!r}; {_LAYOUT}')
         super().__init__(ann_file='', data_root=osp.expanduser(data_root), data_prefix='',
                          pipeline=pipeline, **kwargs)
 
@@ -126,15 +124,9 @@ class SVHN(BaseDataset):
     def load_data_list(self) -> List[dict]:
         """Read the split's ``.mat`` file into ``{'img', 'gt_label'}`` infos."""
         if not osp.isdir(self.data_root):
-            raise FileNotFoundError(f'SVHN data root not found: {self.data_root}\n{_layout()}')
+            raise FileNotFoundError(f'SVHN data root not found: {self.data_root}\n{_LAYOUT}')
         images, labels = load_svhn_mat(self.split_file)
         return [{'img': img, 'gt_label': int(label)} for img, label in zip(images, labels)]
-
-    def class_counts(self) -> List[int]:
-        """Images per class (a list of 10 ints), see
-        :func:`mmdyn.datasets.classification.class_counts`."""
-        from .classification import class_counts
-        return class_counts(self)
 
     def extra_repr(self) -> List[str]:
         return [f'Split file: \t{self.split_file}']

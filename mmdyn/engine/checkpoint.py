@@ -47,13 +47,14 @@ import pickle
 import sys
 import threading
 import zipfile
-from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from mmdyn.utils.state_dict import model_state_of, optional_state_keys, unwrap_model  # noqa: F401
 
 try:
     from mmengine.hooks import Hook as _HookBase
@@ -462,48 +463,12 @@ class CheckpointMismatchError(ValueError):
         self.mismatched = list(mismatched)
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """``model.module`` for a model wrapper (DDP, MMEngine wrappers), else ``model``."""
-    try:
-        from mmengine.model import is_model_wrapper
-        wrapped = is_model_wrapper(model)
-    except ImportError:
-        wrapped = isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel))
-    return model.module if wrapped else model
-
-
-def optional_state_keys(model: nn.Module) -> set:
-    """State-dict keys a checkpoint may lack: ``prefix + key`` for every
-    submodule declaring ``optional_state_keys`` (e.g. an attention temperature
-    that older checkpoints do not hold; the layer warns when it is absent), and
-    the BatchNorm ``num_batches_tracked`` counters (torch fills them in; they do
-    not change evaluation)."""
-    out = set()
-    for name, module in unwrap_model(model).named_modules():
-        prefix = f'{name}.' if name else ''
-        for key in getattr(module, 'optional_state_keys', None) or ():
-            out.add(prefix + key)
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            out.add(prefix + 'num_batches_tracked')
-    return out
-
-
-def _model_state_of(state_dict) -> Dict[str, Any]:
-    if isinstance(state_dict, dict) and isinstance(state_dict.get('state_dict'), dict):
-        state_dict = state_dict['state_dict']
-    if not isinstance(state_dict, dict):
-        raise TypeError(f'expected a state dict (or a checkpoint dict holding one), got '
-                        f'{type(state_dict).__name__}')
-    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
-                       for k, v in state_dict.items())
-
-
 def state_dict_mismatch(model: nn.Module, state_dict) -> Tuple[List[str], List[str],
                                                                List[Tuple[str, tuple, tuple]]]:
     """``(missing, unexpected, mismatched)`` keys of ``state_dict`` for
     ``model`` (see :func:`check_state_dict_fits`), each sorted."""
     model = unwrap_model(model)
-    state = _model_state_of(state_dict)
+    state = model_state_of(state_dict)
     own = model.state_dict()
     optional = optional_state_keys(model)
     missing = sorted(k for k in own if k not in state and k not in optional)

@@ -17,7 +17,6 @@ serves ``default_scope='mmdet'`` and ``default_scope='mmpretrain'`` alike::
     custom_hooks = [dict(type='TemperatureAnnealHook', start_temperature=30.0,
                          end_temperature=1.0, anneal_epochs=10)]
 """
-import math
 from typing import List, Optional
 
 import torch.nn as nn
@@ -25,7 +24,8 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner.base_loop import BaseLoop
 
-from .checkpoint import unwrap_model
+from mmdyn.utils.validation import check_positive_int, check_positive_number
+from mmdyn.utils.state_dict import unwrap_model
 
 
 def find_hook_cfg(cfg, name: str) -> Optional[dict]:
@@ -101,22 +101,7 @@ def apply_legacy_temperature(model: nn.Module, temperature: float) -> int:
     return count
 
 
-def _check_positive_finite(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'TemperatureAnnealHook: {name} must be a number, got {value!r}')
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f'TemperatureAnnealHook: {name} must be a finite number > 0, '
-                         f'got {value!r}')
-    return value
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f'TemperatureAnnealHook: {name} must be an int, got {value!r}')
-    if value <= 0:
-        raise ValueError(f'TemperatureAnnealHook: {name} must be > 0, got {value}')
-    return value
+_OWNER = 'TemperatureAnnealHook'  # the prefix of its argument errors
 
 
 @HOOKS.register_module()
@@ -161,23 +146,24 @@ class TemperatureAnnealHook(Hook):
     def __init__(self, start_temperature: float = 30.0, end_temperature: float = 1.0,
                  anneal_epochs: int = 10, by_epoch: bool = True,
                  anneal_iters: Optional[int] = None):
-        self.start_temperature = _check_positive_finite('start_temperature',
-                                                        start_temperature)
-        self.end_temperature = _check_positive_finite('end_temperature', end_temperature)
+        self.start_temperature = check_positive_number('start_temperature', start_temperature,
+                                                       owner=_OWNER)
+        self.end_temperature = check_positive_number('end_temperature', end_temperature,
+                                                     owner=_OWNER)
         if self.start_temperature < self.end_temperature:
             raise ValueError(
                 'TemperatureAnnealHook: start_temperature must be >= end_temperature '
                 f'(the temperature is annealed downwards), got start={start_temperature}, '
                 f'end={end_temperature}')
         if anneal_iters is not None:
-            self.anneal_iters: Optional[int] = _check_positive_int('anneal_iters',
-                                                                   anneal_iters)
+            self.anneal_iters: Optional[int] = check_positive_int('anneal_iters', anneal_iters,
+                                                                  owner=_OWNER)
         else:
             self.anneal_iters = None
             if not by_epoch:
                 raise ValueError('TemperatureAnnealHook: by_epoch=False needs anneal_iters '
                                  '(the annealing length in iterations)')
-        self.anneal_epochs = _check_positive_int('anneal_epochs', anneal_epochs)
+        self.anneal_epochs = check_positive_int('anneal_epochs', anneal_epochs, owner=_OWNER)
         self.by_epoch = bool(by_epoch) and anneal_iters is None
         self._total_iters: Optional[int] = None
         self._warned_no_layers = False
@@ -330,7 +316,7 @@ class ClassCountsHook(Hook):
         self.override = override
 
     def before_train(self, runner) -> None:
-        from mmdyn.datasets.classification import class_counts
+        from mmdyn.datasets import class_counts
         model = unwrap_model(runner.model)
         losses = [m for m in model.modules() if hasattr(m, 'set_class_counts')]
         if not losses:

@@ -1,6 +1,8 @@
-"""Multi-scale feature fusion as a neck (seeds/000), for mmpretrain and mmdet.
+"""Multi-scale feature fusion as a neck, for mmpretrain and mmdet.
 
-The blog of seeds/000 fuses parallel 1/3/5/7 convolutions of a feature map
+The multi-scale dynamic convolution blog (Srlua, "image classification with
+multi-scale dynamic convolution"; ``docs/references.md``, MSFF, and its reading
+in ``docs/dmc_design.md``) fuses parallel 1/3/5/7 convolutions of a feature map
 (:class:`~mmdyn.ops.MultiScaleFeatureFusion`). As a neck it runs on the
 backbone's output feature maps: one fusion module per input level; for a
 classifier it then pools globally (replacing ``GlobalAveragePooling``), for a

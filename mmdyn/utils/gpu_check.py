@@ -1,5 +1,8 @@
 """Device self-check of mmdyn: the library behind ``tools/gpu_check.py``.
 
+Run it as ``python -m mmdyn.utils.gpu_check`` from the repository root (what
+``make gpu-check`` does) on a machine where mmdyn is not installed.
+
 Every section returns a dict with ``status`` (``'ok'``, ``'fail'`` or
 ``'skipped'``), ``reason`` (why it was skipped or failed), ``seconds`` and its
 measurements:
@@ -884,7 +887,6 @@ def run_checks(device: torch.device, scale_name: str, sections: Sequence[str],
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog='tools/gpu_check.py',
         description='mmdyn device self-check: layers device-vs-CPU, per-sample strategies, '
         'ResNet-50 AMP step, Mask R-CNN iteration, torchrun start (table + JSON).')
     parser.add_argument('--device', default='cuda',
@@ -924,3 +926,7 @@ def main(argv=None) -> int:
         print(f'FAILED: {", ".join(results["failed"])}', file=sys.stderr)
         return 1
     return 0
+
+
+if __name__ == '__main__':  # python -m mmdyn.utils.gpu_check: no install needed
+    sys.exit(main())

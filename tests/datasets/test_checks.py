@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize('config,split,path,layout', [
     ('configs/mask_rcnn_r50_a2d2c_coco.py', 'train',
      'annotations/instances_train2017.json', 'instances_{train,val}2017.json'),
-    ('configs/imagenet/resnet18-a2d2c-plus-4x_8xb32_in1k.py', 'train', 'train',
+    ('configs/a2d2c/resnet18-a2d2c-plus-4x_8xb32_in1k.py', 'train', 'train',
      'meta/{train,val}.txt'),
-    ('configs/cifar100/resnet18-a2d2c-plus-4x_8xb16_cifar100.py', 'val', 'cifar-100-python',
+    ('configs/a2d2c/resnet18-a2d2c-plus-4x_8xb16_cifar100.py', 'val', 'cifar-100-python',
      'cifar-100-python/{train,test,meta}'),
 ], ids=['coco', 'imagenet', 'cifar100'])
 def test_missing_dataset_names_path_and_layout(config, split, path, layout, tmp_path):

@@ -5,7 +5,8 @@ import pytest
 from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
 from mmpretrain.datasets import CIFAR10
 
-from mmdyn.datasets.classification import GTSRB, SVHN, class_counts
+import mmdyn.datasets
+from mmdyn.datasets import GTSRB, SVHN, Imagenette, Imagewoof, class_counts
 
 
 class TinyCIFAR10(CIFAR10):
@@ -65,3 +66,15 @@ def test_errors(svhn_factory):
         class_counts(NoClasses([]))
     with pytest.raises(TypeError, match='cannot count the classes of object'):
         class_counts(object(), num_classes=2)
+
+
+def test_one_implementation_exported_by_the_package():
+    """The datasets share one class_counts (mmdyn.datasets.base), re-exported by the
+    package and by the registering module."""
+    from mmdyn.datasets import base, classification
+    assert class_counts is base.class_counts is classification.class_counts
+    assert {cls.class_counts for cls in (GTSRB, SVHN, Imagenette, Imagewoof)} == {
+        base.ClassCountsMixin.class_counts}
+    for name, cls in {**classification.DATASET_CLASSES,
+                      **classification.TRANSFORM_CLASSES}.items():
+        assert name in mmdyn.datasets.__all__ and getattr(mmdyn.datasets, name) is cls

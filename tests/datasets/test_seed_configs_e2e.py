@@ -31,7 +31,7 @@ def test_gtsrb_system_trains_validates_and_tests(tmp_path, gtsrb_factory):
     torch.set_num_threads(1)
     gtsrb_files = gtsrb_factory(tracks_per_class=[2 + (c % 5 == 0) for c in range(43)],
                                 frames=1, num_test=8)
-    runner = _runner('configs/gtsrb/resnet18-odconv-4x-msff-adaptive-loss_8xb16_gtsrb.py',
+    runner = _runner('configs/msff/resnet18-odconv-4x-msff-adaptive-loss_8xb16_gtsrb.py',
                      tmp_path, gtsrb_files.root)
     runner.train()
     loss = runner.model.head.loss_module

@@ -264,8 +264,8 @@ def test_registered_under_both_scopes(scope):
     (dict(start_temperature='30'), TypeError, 'start_temperature must be a number'),
     (dict(start_temperature=1.0, end_temperature=5.0), ValueError,
      'start_temperature must be >= end_temperature'),
-    (dict(anneal_epochs=0), ValueError, 'anneal_epochs must be > 0'),
-    (dict(anneal_iters=0), ValueError, 'anneal_iters must be > 0'),
+    (dict(anneal_epochs=0), ValueError, 'anneal_epochs must be >= 1'),
+    (dict(anneal_iters=0), ValueError, 'anneal_iters must be >= 1'),
     (dict(anneal_iters=2.5), TypeError, 'anneal_iters must be an int'),
     (dict(by_epoch=False), ValueError, 'by_epoch=False needs anneal_iters'),
 ])

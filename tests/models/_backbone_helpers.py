@@ -1,6 +1,4 @@
 """Helpers of the backbone tests (imported by the test files)."""
-import torch
-
 import mmdyn.models  # noqa: F401  (registers the backbones)
 from mmdyn.ops import LAYERS
 

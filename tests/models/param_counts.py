@@ -6,8 +6,9 @@ Run ``python tests/models/param_counts.py`` to print the markdown table used in
 Count = backbone parameters + a linear classifier ``in_features * classes +
 classes`` (GAP has no parameters), i.e. what mmpretrain's ``ImageClassifier``
 (backbone + ``GlobalAveragePooling`` + ``LinearClsHead``) holds.
-The ``paper`` column cites seeds/003 (Tables 3-5, 8; REFERENCE Sec. 3), the
-``official`` column the official ODConv code counted (REFERENCE Sec. 3). """
+The ``paper`` column cites the A2D2C paper (Zhang et al., Pattern Recognition
+2026, Tables 3-5, 8; docs/references.md), the ``official`` column the official
+ODConv code (OSVAI/ODConv) counted. """
 import mmdyn.models  # noqa: F401
 
 #: (label, backbone config, classifier in_features, classes)

@@ -1,4 +1,5 @@
-"""AdaptiveLoss: the class-balanced focal loss of seeds/000 (Cui et al., CVPR 2019)."""
+"""AdaptiveLoss: the class-balanced focal loss of the multi-scale fusion blog (Cui et al.,
+CVPR 2019; docs/references.md)."""
 import math
 
 import pytest

@@ -1,10 +1,11 @@
-"""DMCResNet / DMCResNetCIFAR (seeds/001), block plugins and the fusion neck (seeds/000)."""
+"""DMCResNet / DMCResNetCIFAR (dynamic mask convolution), block plugins and the fusion neck
+(multi-scale fusion blog; docs/references.md)."""
 import pytest
 import torch
 import torch.nn as nn
 
 import mmdyn.models  # noqa: F401  (registers)
-from mmdyn.models.backbones import BeforeResidualSum
+from mmdyn.models.backbones import ResidualPlugins
 from mmdyn.ops import AdaptiveEnhancement, DynamicMaskConv2d, MultiScaleFeatureFusion
 
 
@@ -43,8 +44,8 @@ def test_forward_backward_shapes(kind, size, depth):
     for block in _blocks(model):
         assert isinstance(block.conv2, DynamicMaskConv2d)
         assert not isinstance(block.conv1, DynamicMaskConv2d)
-        assert isinstance(block.drop_path, BeforeResidualSum)
-        (plugin, ) = block.drop_path.plugins
+        assert isinstance(block.residual_plugins, ResidualPlugins)
+        (plugin, ) = block.residual_plugins
         assert isinstance(plugin, AdaptiveEnhancement)
         assert plugin.in_channels == block.out_channels
         assert all(p.grad is not None for p in block.conv2.parameters())
@@ -64,7 +65,7 @@ def test_enhancement_is_applied_before_the_residual_sum():
     model = _build(dict(TINY, type='DMCResNetCIFAR'))
     model.eval()
     block = model.layer1[1]  # stride 1, no downsample
-    block.drop_path.plugins[0] = _Zero()
+    block.residual_plugins[0] = _Zero()
     x = torch.randn(2, 8, 8, 8)
     assert torch.equal(block(x), torch.relu(x))
 
@@ -88,20 +89,20 @@ def test_enhance_none_and_options_are_passed():
                                       fusion='sum')))
     assert model.block_plugin_names == []
     for block in _blocks(model):
-        assert not isinstance(block.drop_path, BeforeResidualSum)
+        assert not hasattr(block, 'residual_plugins')
         assert block.conv2.branch_dilations == (1, 2) and block.conv2.mask == 'channel'
     model = _build(dict(TINY, type='DMCResNetCIFAR', stage_with_dyn=(False, True),
                         enhance=dict(type='AdaptiveEnhancement', mode='parallel')))
     assert all(n.startswith('layer2.') for n in model.block_plugin_names + model.dyn_conv_names)
-    assert model.layer2[0].drop_path.plugins[0].mode == 'parallel'
+    assert model.layer2[0].residual_plugins[0].mode == 'parallel'
 
 
 def test_placement_preset_moves_the_enhancement_with_the_dmc_layers():
     model = _build(dict(TINY, type='DMCResNetCIFAR', dyn_placement='terminal'))
     assert model.dyn_conv_names == ['layer2.0.conv1', 'layer2.0.conv2', 'layer2.1.conv1',
                                     'layer2.1.conv2']
-    assert model.block_plugin_names == ['layer2.0.drop_path.plugins.0',
-                                        'layer2.1.drop_path.plugins.0']
+    assert model.block_plugin_names == ['layer2.0.residual_plugins.0',
+                                        'layer2.1.residual_plugins.0']
     with pytest.raises(ValueError, match='conflicts with the explicit dyn_convs'):
         _build(dict(TINY, type='DMCResNetCIFAR', dyn_placement='terminal', dyn_convs=('conv2', )))
 
@@ -111,7 +112,7 @@ def test_static_params_are_mmpretrain_resnet_cifar_params():
     dmc = _build(dict(TINY, type='DMCResNetCIFAR'))
     static = _build(dict(TINY, type='ResNet_CIFAR'))
     dmc_shapes = {k: v.shape for k, v in dmc.state_dict().items()
-                  if '.conv2.' not in k and '.drop_path.' not in k}
+                  if '.conv2.' not in k and '.residual_plugins.' not in k}
     static_shapes = {k: v.shape for k, v in static.state_dict().items() if '.conv2.' not in k}
     assert dmc_shapes == static_shapes
 
@@ -139,13 +140,13 @@ def test_state_dict_roundtrip():
 
 
 def test_block_plugins_on_dyn_resnet_cifar():
-    """seeds/000's fusion module as a plugin of an ODConv ResNet's last stage."""
+    """The multi-scale fusion module as a plugin of an ODConv ResNet's last stage."""
     model = _build(dict(TINY, type='DynResNetCIFAR', dyn_conv=dict(type='ODConv', kernel_num=2),
                         block_plugins=[dict(cfg=dict(type='MultiScaleFeatureFusion',
                                                      fusion='weighted'),
                                             stages=(False, True))]))
-    assert model.block_plugin_names == ['layer2.0.drop_path.plugins.0',
-                                        'layer2.1.drop_path.plugins.0']
+    assert model.block_plugin_names == ['layer2.0.residual_plugins.0',
+                                        'layer2.1.residual_plugins.0']
     plugin = model.get_submodule(model.block_plugin_names[0])
     assert isinstance(plugin, MultiScaleFeatureFusion) and plugin.fusion == 'weighted'
     model(torch.randn(2, 3, 16, 16))[-1].sum().backward()
@@ -164,11 +165,20 @@ def test_block_plugins_errors(plugins, error, match):
         _build(dict(TINY, type='DynResNetCIFAR', block_plugins=plugins))
 
 
-def test_block_plugins_on_mmdet_resnet_points_to_mmdet_plugins():
-    with pytest.raises(TypeError, match='plugins= option'):
-        _build(dict(type='DynResNet', depth=18, num_stages=2, strides=(1, 2),
-                    dilations=(1, 1), out_indices=(0, 1),
-                    block_plugins=[dict(cfg=dict(type='AdaptiveEnhancement'))]), 'mmdet')
+def test_block_plugins_on_mmdet_resnet():
+    """mmdet's blocks (no drop_path) take block_plugins too, before the residual sum."""
+    model = _build(dict(type='DynResNet', depth=18, num_stages=2, strides=(1, 2),
+                        dilations=(1, 1), out_indices=(0, 1),
+                        block_plugins=[dict(cfg=dict(type='AdaptiveEnhancement'))]), 'mmdet')
+    assert model.block_plugin_names == [f'layer{s}.{b}.residual_plugins.0'
+                                        for s in (1, 2) for b in (0, 1)]
+    assert isinstance(model.layer2[0].residual_plugins[0], AdaptiveEnhancement)
+    assert model.layer2[0].residual_plugins[0].in_channels == 128
+    model.eval()
+    block = model.layer1[1]  # stride 1, no downsample
+    block.residual_plugins[0] = _Zero()
+    x = torch.randn(2, 64, 8, 8)
+    assert torch.equal(block(x), torch.relu(x))
 
 
 def test_fusion_as_mmdet_resnet_plugin():

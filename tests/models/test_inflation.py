@@ -1,14 +1,9 @@
 """Static -> dynamic checkpoint inflation (init_cfg Pretrained and the converter)."""
-import importlib.util
-import os.path as osp
-
 import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from _backbone_helpers import build_cls, layer_cfg
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def randomised_static_resnet(depth=50):
@@ -104,18 +99,15 @@ def test_shape_mismatch_error(tmp_path):
         model.init_weights()
 
 
-def _converter():
-    spec = importlib.util.spec_from_file_location(
-        'convert_static_to_dynamic', osp.join(ROOT, 'tools', 'convert_static_to_dynamic.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture
+def converter(load_tool):
+    return load_tool('convert_static_to_dynamic')
 
 
-def test_converter_round_trip_resnet(static50, tmp_path):
+def test_converter_round_trip_resnet(static50, tmp_path, converter):
     path, x, ref = static50
     dst = str(tmp_path / 'dyn.pth')
-    _converter().main([path, dst, '--dyn-conv', 'A2D2CPlus', '--kernel-num', '2',
+    converter.main([path, dst, '--dyn-conv', 'A2D2CPlus', '--kernel-num', '2',
                        '--depth', '50', '--arch', 'resnet', '--placement', 'all_block_convs'])
     sd = torch.load(dst)['state_dict']
     assert sd['backbone.layer3.0.conv2.weight'].shape == (2, 256, 256, 3, 3)
@@ -126,13 +118,13 @@ def test_converter_round_trip_resnet(static50, tmp_path):
         assert rel_err(model.eval()(x)[0], ref) < 1e-4
 
 
-def test_converter_round_trip_mobilenet_v2(tmp_path):
+def test_converter_round_trip_mobilenet_v2(tmp_path, converter):
     from mmpretrain.registry import MODELS
     static = MODELS.build(dict(type='MobileNetV2', widen_factor=0.5))
     static.eval()
     src, dst = str(tmp_path / 'mb.pth'), str(tmp_path / 'mb_dyn.pth')
     torch.save(static.state_dict(), src)
-    _converter().main([src, dst, '--dyn-conv', 'DyConv', '--kernel-num', '2', '--arch',
+    converter.main([src, dst, '--dyn-conv', 'DyConv', '--kernel-num', '2', '--arch',
                        'mobilenet_v2', '--widen-factor', '0.5'])
     model = build_cls('DynMobileNetV2', widen_factor=0.5, dyn_conv=dict(type='DyConv',
                                                                         kernel_num=2))

@@ -1,4 +1,4 @@
-"""Dynamic mask convolution ResNets for MMPretrain (seeds/001).
+"""Dynamic mask convolution ResNets for MMPretrain.
 
 The paper (Jiang, You, Zhang, "Dynamic mask convolution for image
 classification networks", CAAI Trans. Intell. Syst. 21(2), 2026) is known only
@@ -11,9 +11,9 @@ framework's own ResNet by injection (:class:`ResNetDynMixin`):
   replaces the ``dyn_convs`` of every block (default ``('conv2',)``: the 3x3
   conv of a Bottleneck, the second 3x3 of a BasicBlock);
 * ``enhance`` (default ``dict(type='AdaptiveEnhancement')``) is applied to
-  each block's residual branch before the residual sum
-  (:class:`~mmdyn.models.backbones._inject.BeforeResidualSum`); ``None``
-  drops it (ablation).
+  each block's residual branch before the residual sum (the first module of
+  ``block.residual_plugins``, see :mod:`~mmdyn.models.backbones.block_plugins`);
+  ``None`` drops it (ablation).
 
 What is chosen where the abstract is silent is listed in ``docs/dmc_design.md``.
 ``DMCResNetCIFAR`` has the 3x3 stride-1 stem without max-pool for 32x32
@@ -52,7 +52,7 @@ class DMCResNetMixin(ResNetDynMixin):
             ``in_channels`` = the block's output channels. Default:
             ``dict(type='AdaptiveEnhancement')``; None: no enhancement.
         block_plugins (Sequence[dict] | None): Further plugins, applied after
-            ``enhance`` (see :func:`~mmdyn.models.backbones._inject.add_block_plugins`).
+            ``enhance`` (see :func:`~mmdyn.models.backbones.block_plugins.add_block_plugins`).
         **kwargs: :class:`ResNetDynMixin` and parent ``ResNet`` arguments.
     """
 

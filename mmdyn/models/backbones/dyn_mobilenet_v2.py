@@ -1,6 +1,7 @@
 """Dynamic MobileNetV2 for MMPretrain and MMDetection (thin registry wiring).
 
-Replaces what official ODConv replaces (Li et al., ICLR 2022; REFERENCE Sec. 2):
+Replaces what official ODConv replaces (Li, Zhou, Yao, "Omni-Dimensional
+Dynamic Convolution", ICLR 2022, and its code OSVAI/ODConv):
 the stem ``conv1`` and the classifier stay static; every pw/dw convolution of
 the inverted residual blocks and the last 1x1 convolution (``conv2``) become
 the mmdyn layer given by ``dyn_conv`` (default

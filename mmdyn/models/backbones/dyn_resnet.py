@@ -3,8 +3,9 @@
 Each class subclasses the framework's own ``ResNet`` and gets everything else
 from :class:`~mmdyn.models.backbones._inject.ResNetDynMixin`: after the parent
 builds the static network, the selected ``nn.Conv2d`` modules are replaced by
-mmdyn dynamic layers (A2D2C/A2D2C+, seeds/003; ODConv, DynamicConv, CondConv,
-DCD) of the same geometry. Options: ``dyn_conv``, ``stage_with_dyn``,
+mmdyn dynamic layers (A2D2C/A2D2C+, Zhang et al., Pattern Recognition 2026;
+ODConv, DynamicConv, CondConv, DCD; see ``docs/references.md``) of the same
+geometry. Options: ``dyn_conv``, ``stage_with_dyn``,
 ``dyn_convs``, ``dyn_placement`` (see the mixin); all parent options
 (``depth`` 18/34/50/101/152, ``out_indices``, ``frozen_stages``,
 ``norm_eval``, ``init_cfg``) behave as in the parent.

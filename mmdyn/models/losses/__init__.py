@@ -1,7 +1,8 @@
 """Classification losses of mmdyn, registered in ``mmpretrain.registry.MODELS``.
 
 ``AdaptiveLoss`` (alias ``ClassBalancedFocalLoss``): the class-balanced focal
-loss that seeds/000 calls its adaptive loss.
+loss that the multi-scale dynamic convolution blog calls its adaptive loss
+(``docs/references.md``, MSFF).
 """
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 

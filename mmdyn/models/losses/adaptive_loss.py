@@ -1,6 +1,8 @@
-"""The "adaptive loss" of seeds/000: a class-balanced softmax focal loss.
+"""The "adaptive loss" of the multi-scale dynamic convolution blog: a
+class-balanced softmax focal loss.
 
-The blog the seed reproduces names its loss ``AdaptiveLoss(alpha=0.25,
+The blog (Srlua, "image classification with multi-scale dynamic convolution",
+see ``docs/references.md``, MSFF) names its loss ``AdaptiveLoss(alpha=0.25,
 gamma=2.0, balance_factor=0.999)`` and shows only its first line (a per-sample
 cross-entropy). Those three hyper-parameters are the ones of the
 class-balanced focal loss (Cui et al., "Class-Balanced Loss Based on
@@ -23,13 +25,16 @@ Class counts come from the config (``class_counts=[...]``) or from the
 training dataset through :class:`~mmdyn.engine.hooks.ClassCountsHook`; they are
 kept in the ``class_weights`` buffer, so checkpoints carry them.
 """
-import math
 import warnings
 from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from mmdyn.utils.validation import check_number
+
+_OWNER = 'AdaptiveLoss'  # the prefix of its argument errors
 
 
 def class_balanced_weights(class_counts: Sequence[int], beta: float) -> torch.Tensor:
@@ -109,7 +114,8 @@ def class_balanced_focal_loss(logits: torch.Tensor, target: torch.Tensor,
 
 class AdaptiveLoss(nn.Module):
     """Class-balanced focal loss (Cui et al., CVPR 2019), the "adaptive loss"
-    of seeds/000, for mmpretrain classification heads.
+    of the multi-scale dynamic convolution blog (``docs/references.md``), for
+    mmpretrain classification heads.
 
     Example::
 
@@ -137,13 +143,14 @@ class AdaptiveLoss(nn.Module):
                  balance_factor: float = 0.999, class_counts: Optional[Sequence[int]] = None,
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__()
-        self.alpha = _check_number('alpha', alpha, low=0.0, low_open=True)
-        self.gamma = _check_number('gamma', gamma, low=0.0)
-        self.balance_factor = _check_number('balance_factor', balance_factor, low=0.0, high=1.0)
+        self.alpha = check_number('alpha', alpha, low=0.0, low_open=True, owner=_OWNER)
+        self.gamma = check_number('gamma', gamma, low=0.0, owner=_OWNER)
+        self.balance_factor = check_number('balance_factor', balance_factor, low=0.0, high=1.0,
+                                           owner=_OWNER)
         if reduction not in ('mean', 'sum', 'none'):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         self.reduction = reduction
-        self.loss_weight = _check_number('loss_weight', loss_weight)
+        self.loss_weight = check_number('loss_weight', loss_weight, owner=_OWNER)
         # (C,) weights once counts are known, (0,) before: the plain focal loss.
         self.register_buffer('class_weights', torch.zeros(0))
         self.class_counts = None
@@ -196,17 +203,3 @@ class AdaptiveLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f'alpha={self.alpha}, gamma={self.gamma}, balance_factor={self.balance_factor}, '
                 f'classes={self.class_weights.numel() or "unknown"}, reduction={self.reduction}')
-
-
-def _check_number(name: str, value, low: Optional[float] = None, high: Optional[float] = None,
-                  low_open: bool = False) -> float:
-    """A finite float within ``[low, high)`` (``(low, high)`` if ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f'AdaptiveLoss: {name} must be a finite number, got {value!r}')
-    value = float(value)
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f'AdaptiveLoss: {name} must be {">" if low_open else ">="} {low}, '
-                         f'got {value}')
-    if high is not None and value >= high:
-        raise ValueError(f'AdaptiveLoss: {name} must be < {high}, got {value}')
-    return value
