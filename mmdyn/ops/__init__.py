@@ -12,8 +12,10 @@ A layer of ``LAYERS`` describes itself (see
 ``has_kernel_bank``, ``kernel_init`` and ``strategies``, a ``madds`` method
 (closed-form MAdds, read by :func:`mmdyn.analysis.analytic_madds`) and, where
 it has one, an ``attention`` method. The tests, the analysis code and the
-registration in :mod:`mmdyn.models.layers` read ``LAYERS`` and these, so a
-new layer is its own file plus its entry in ``LAYERS``.
+registration in :mod:`mmdyn.models.layers` read ``LAYERS`` and these. A layer
+registers itself with ``@register_layer(alias)`` (:mod:`mmdyn.ops.registry`) and
+every module of this package is imported here, so a new layer is one new file
+(docs/architecture.md).
 """
 from .a2d2c_conv2d import (A2D2CConv2d, A2D2CPlusConv2d, a2d2c_attention, a2d2c_fast,
                            a2d2c_logits, a2d2c_reference, mean_input_patches,
@@ -29,29 +31,27 @@ from .dynamic_mask_conv2d import DynamicMaskConv2d, dynamic_mask_conv2d
 from .multi_scale_fusion import MultiScaleFeatureFusion
 from .odconv2d import ODConv2d
 
-#: Public layer classes with the short alias each is registered under.
-LAYERS = {
-    'A2D2C': A2D2CConv2d,
-    'A2D2CPlus': A2D2CPlusConv2d,
-    'ODConv': ODConv2d,
-    'DyConv': DynamicConv2d,
-    'CondConv': CondConv2d,
-    'DCD': DCDConv2d,
-}
+from .registry import LAYERS, MODULES, create_conv2d, register_layer
 
-#: Modules of the dynamic-mask-convolution family (alias -> class). Kept apart
-#: from ``LAYERS`` (the K-kernel family that the sweeps iterate over).
-MODULES = {
-    'DMC': DynamicMaskConv2d,
-    'AdaptiveEnhancement': AdaptiveEnhancement,
-    'MSFF': MultiScaleFeatureFusion,
-}
+
+def _import_every_module() -> None:
+    """Import each module of this package, so that a layer file added to
+    ``mmdyn/ops/`` registers itself (``@register_layer``) with no other edit."""
+    import importlib
+    import pkgutil
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f'{__name__}.{info.name}')
+
+
+_import_every_module()
+#: Every registered class is importable from ``mmdyn.ops`` under its class name.
+globals().update({cls.__name__: cls for cls in (*LAYERS.values(), *MODULES.values())})
 
 __all__ = [
-    'A2D2CConv2d', 'A2D2CPlusConv2d', 'ODConv2d', 'DynamicConv2d', 'CondConv2d', 'DCDConv2d',
     'LAYERS', 'batched_dynamic_conv2d', 'mixed_kernel_conv2d', 'mix_kernels', 'select_strategy',
     'STRATEGIES', 'MIX_STRATEGIES', 'sample_positions',
     'mean_input_patches', 'a2d2c_logits', 'a2d2c_attention', 'a2d2c_fast', 'a2d2c_reference',
-    'DynamicMaskConv2d', 'AdaptiveEnhancement', 'MultiScaleFeatureFusion', 'MODULES',
-    'dynamic_mask_conv2d', 'export_safe_path', 'is_exporting'
+    'MODULES',
+    'dynamic_mask_conv2d', 'export_safe_path', 'is_exporting', 'register_layer', 'create_conv2d',
+    *sorted({cls.__name__ for cls in (*LAYERS.values(), *MODULES.values())})
 ]

@@ -39,6 +39,7 @@ from .batched_conv import (MIX_STRATEGIES, bank_maps, combine_maps, empty_batch_
                            is_channels_last, is_empty_batch, is_exporting,
                            mixed_kernel_conv2d, select_strategy)
 from .fused_attention import fused_mixture_conv2d, use_fused
+from .registry import register_layer
 
 SAMPLING_MODES = ('random', 'fixed', 'none')
 IMPLS = ('fast', 'reference')
@@ -282,6 +283,7 @@ def a2d2c_reference(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     return torch.cat(outs)
 
 
+@register_layer('A2D2C')
 class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
     """A2D2C: Adaptive Attention-Driven Dynamic Convolution (drop-in ``nn.Conv2d``).
 
@@ -456,6 +458,7 @@ class A2D2CConv2d(TemperatureMixin, DynamicConvBase):
                 f'impl={self.impl}')
 
 
+@register_layer('A2D2CPlus')
 class A2D2CPlusConv2d(A2D2CConv2d):
     """A2D2C+: the streamlined A2D2C (Zhang et al., Pattern Recognition 2026,
     Sec. 3.4, Eq. 8, Algorithm 2).

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from mmdyn.utils.validation import check_choice, check_positive_int
 
 from ._base import at_least_float32, check_feature_map
+from .registry import register_layer
 
 MODES = ('sequential', 'parallel')
 
@@ -32,6 +33,7 @@ def _gate(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.sigmoid(at_least_float32(z)).to(dtype)
 
 
+@register_layer('AdaptiveEnhancement', family='module')
 class AdaptiveEnhancement(nn.Module):
     """Pixel- and channel-level attention (shape-preserving reweighting).
 

@@ -16,8 +16,10 @@ from mmdyn.utils.validation import check_choice, check_positive_int
 from ._base import DynamicConvBase, at_least_float32
 from .batched_conv import (MIX_STRATEGIES, empty_batch_output, is_empty_batch,
                            mixed_kernel_conv2d)
+from .registry import register_layer
 
 
+@register_layer('CondConv')
 class CondConv2d(DynamicConvBase):
     """Conditionally parameterised convolution (drop-in ``nn.Conv2d``).
 

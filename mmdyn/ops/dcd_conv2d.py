@@ -54,6 +54,7 @@ from mmdyn.utils.validation import check_positive_int
 from ._base import (DynamicConvBase, SafeBatchNorm1d, SafeBatchNorm2d, batch_norm_madds,
                     init_bias_, init_kernel_bank_)
 from .batched_conv import empty_batch_output, is_empty_batch
+from .registry import register_layer
 
 
 def _hsigmoid2(x: torch.Tensor) -> torch.Tensor:
@@ -74,6 +75,7 @@ def center_tap(x: torch.Tensor, kernel_size, stride, padding, dilation, out_hw):
     return x[:, :, offs[0]::stride[0], offs[1]::stride[1]][:, :, :out_hw[0], :out_hw[1]]
 
 
+@register_layer('DCD')
 class DCDConv2d(DynamicConvBase):
     """Dynamic convolution decomposition (drop-in ``nn.Conv2d``).
 

@@ -20,8 +20,10 @@ from mmdyn.utils.validation import (check_choice, check_fraction, check_positive
 from ._base import DynamicConvBase, TemperatureMixin, at_least_float32
 from .batched_conv import (MIX_STRATEGIES, empty_batch_output, is_empty_batch,
                            mixed_kernel_conv2d)
+from .registry import register_layer
 
 
+@register_layer('DyConv')
 class DynamicConv2d(TemperatureMixin, DynamicConvBase):
     """Dynamic convolution (Chen et al., CVPR 2020), a drop-in ``nn.Conv2d``.
 

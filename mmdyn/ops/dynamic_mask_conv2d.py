@@ -28,6 +28,7 @@ from mmdyn.utils.validation import check_choice, check_positive_int
 
 from ._base import DynamicConvBase, at_least_float32, init_bias_, init_kernel_bank_
 from .batched_conv import empty_batch_output, is_empty_batch
+from .registry import register_layer
 
 MASKS = ('spatial', 'channel', 'none')
 FUSIONS = ('conv1x1', 'sum')
@@ -130,6 +131,7 @@ def dynamic_mask_conv2d(x, weight, bias, branch_dilations, stride=1, groups=1, *
     return fuse_branches(y, num_branches, fusion, fusion_weight, fusion_bias)
 
 
+@register_layer('DMC', family='module')
 class DynamicMaskConv2d(DynamicConvBase):
     """Dynamic mask convolution (multi-branch mask convolution fusion), a
     drop-in ``nn.Conv2d``.

@@ -21,6 +21,7 @@ import torch.nn as nn
 from mmdyn.utils.validation import IntOrPair, check_choice, check_pair, check_positive_int
 
 from ._base import check_feature_map
+from .registry import register_layer
 
 FUSIONS = ('sum', 'concat', 'weighted')
 
@@ -52,6 +53,7 @@ def fuse_scales(outs: Sequence[torch.Tensor], fusion: str,
     raise ValueError(f'unknown fusion {fusion!r}; expected one of {list(FUSIONS)}')
 
 
+@register_layer('MSFF', family='module')
 class MultiScaleFeatureFusion(nn.Module):
     """Parallel odd-kernel convolutions with a common output grid, fused.
 

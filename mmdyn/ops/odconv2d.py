@@ -35,10 +35,12 @@ from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, at_least
 from .batched_conv import (STRATEGIES, empty_batch_output, is_empty_batch,
                            mixed_kernel_conv2d)
 from .fused_attention import odconv_mixture_conv2d, use_fused
+from .registry import register_layer
 
 Attn = Union[torch.Tensor, float]
 
 
+@register_layer('ODConv')
 class ODConv2d(TemperatureMixin, DynamicConvBase):
     """Omni-dimensional dynamic convolution (drop-in ``nn.Conv2d``).
 

@@ -217,3 +217,38 @@ def test_batched_conv_weight_batch_mismatch(strategy):
     x, w = torch.randn(2, 4, 5, 5), torch.randn(3, 4, 4, 3, 3)
     with pytest.raises(ValueError, match=r'weight has 3 kernels for a batch of 2'):
         batched_dynamic_conv2d(x, w, strategy=strategy)
+
+
+def test_registry_refuses_a_taken_name_and_an_unknown_family():
+    from mmdyn.ops import LAYERS, create_conv2d, register_layer
+    with pytest.raises(KeyError, match="ODConv2d is registered as 'ODConv'"):
+        register_layer('ODConv')(type('OtherConv2d', (torch.nn.Module,), {}))
+    with pytest.raises(ValueError, match="unknown layer family 'x'"):
+        register_layer('New', family='x')
+    assert 'New' not in LAYERS
+    with pytest.raises(KeyError, match="unknown convolution type 'NoSuchConv'; known: Conv2d"):
+        create_conv2d('NoSuchConv', 4, 4, 3)
+
+
+def test_a_new_layer_file_registers_itself(tmp_path):
+    """Adding a layer is one file: ``mmdyn.ops`` imports every module of the package,
+    so a class decorated with ``@register_layer`` in a new file appears in ``LAYERS``,
+    under its class name in ``mmdyn.ops`` and in ``create_conv2d``."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    pkg = tmp_path / 'mmdyn'
+    shutil.copytree(Path(__file__).resolve().parents[2] / 'mmdyn', pkg,
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    (pkg / 'ops' / 'toy_conv2d.py').write_text(
+        'import torch.nn as nn\n'
+        'from .registry import register_layer\n\n\n'
+        "@register_layer('Toy')\n"
+        'class ToyConv2d(nn.Conv2d):\n'
+        '    pass\n')
+    code = ('import mmdyn.ops as ops; assert ops.LAYERS["Toy"] is ops.ToyConv2d; '
+            'assert type(ops.create_conv2d("Toy", 2, 3, 1)).__name__ == "ToyConv2d"; print("ok")')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
+                          text=True, env={'PYTHONPATH': str(tmp_path), 'PATH': '/usr/bin:/bin'})
+    assert proc.stdout.strip() == 'ok', proc.stderr[-2000:]
