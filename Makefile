@@ -2,9 +2,11 @@
 #   make demo    set up .venv (first time: ~10 min, mmcv is compiled once per machine) and
 #                run the embedded demo (Mask R-CNN + A2D2C+ on generated COCO data)
 #   make test    set up .venv and run the test suite (what CI runs)
-#   make bench   the layer benchmark;  make digits   static vs A2D2C+ on sklearn digits
+#   make bench   the layer benchmark (tools/analysis_tools/benchmark_layers.py)
+#   make digits  static vs A2D2C+ on sklearn digits
 #   make gpu-check  device self-check (docs/gpu.md); needs only torch: uses .venv if it
-#                exists, else python3; extra options in GPU_CHECK_ARGS="--device cuda:1 ..."
+#                exists, else python3 (`python -m mmdyn.utils.gpu_check` from this folder:
+#                mmdyn need not be installed); extra options in GPU_CHECK_ARGS="--device cuda:1 ..."
 PY := .venv/bin/python
 
 .PHONY: setup test test-all bench demo digits gpu-check
@@ -18,7 +20,7 @@ test-all: setup
 	$(PY) -m pytest tests -m ""
 
 bench: setup
-	$(PY) tools/benchmark_layers.py
+	$(PY) tools/analysis_tools/benchmark_layers.py
 
 demo: setup
 	$(PY) tools/demo.py
@@ -27,5 +29,5 @@ digits: setup
 	$(PY) tools/demo_digits.py
 
 gpu-check:
-	@if [ -x $(PY) ]; then $(PY) tools/gpu_check.py $(GPU_CHECK_ARGS); \
-	else python3 tools/gpu_check.py $(GPU_CHECK_ARGS); fi
+	@if [ -x $(PY) ]; then $(PY) -m mmdyn.utils.gpu_check $(GPU_CHECK_ARGS); \
+	else python3 -m mmdyn.utils.gpu_check $(GPU_CHECK_ARGS); fi

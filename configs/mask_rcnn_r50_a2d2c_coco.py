@@ -1,9 +1,10 @@
 # Mask R-CNN + FPN, 1x schedule, COCO 2017 (data/coco/), ResNet-50 backbone with
-# A2D2C+ (4 kernels) in every block conv, temperature 30 -> 1 over epoch 1.
-# The paper's detection setting (seed 003, Sec. 4.5 / Table 7). Run with
+# A2D2C+ (4 kernels) in every block conv, temperature 30 -> 1 over epoch 1: the
+# detection setting of the A2D2C paper (Zhang et al., Pattern Recognition 2026,
+# Sec. 4.5 / Table 7). Run with
 #     tools/dist_train.sh configs/mask_rcnn_r50_a2d2c_coco.py 8
 # (8 GPUs x 2 images = batch 16, lr 0.02; mmdet's 1x recipe).
-_base_ = './mask_rcnn/mask-rcnn_r50-a2d2c-plus-4x_fpn_1x_coco.py'
+_base_ = './a2d2c/mask-rcnn_r50-a2d2c-plus-4x_fpn_1x_coco.py'
 
 # ImageNet-pretrained static ResNet-50 checkpoint to inflate (the paper
 # fine-tunes from ImageNet weights), e.g. 'checkpoints/resnet50-0676ba61.pth'

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import import_tool
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
-if TOOLS not in sys.path:
-    sys.path.insert(0, TOOLS)
 
 # A tiny MMPretrain classifier config (no custom hook modules): parsing it is
 # all the argument checks below need.
@@ -56,17 +56,6 @@ def one_line(text):
 def argparse_error(capsys):
     """The error line of an argparse exit (the last line of stderr)."""
     return capsys.readouterr().err.strip().splitlines()[-1]
-
-
-def import_tool(name):
-    """``tools/<name>.py`` as a fresh module (``test`` would clash with the
-    standard library's ``test`` package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'_mmdyn_tool_{name}',
-                                                  osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -178,7 +167,7 @@ def test_work_dir_is_a_file(tool, inside, tiny_config, tmp_path, capsys):
 
 
 def test_get_flops_shape_zero(tmp_path, capsys):
-    import get_flops
+    get_flops = import_tool('get_flops')
     cfg = tmp_path / 'c.py'
     cfg.write_text('x = 1\n')
     for shape in (['0'], ['224', '0'], ['-3']):
@@ -191,7 +180,7 @@ def test_get_flops_shape_zero(tmp_path, capsys):
 
 
 def test_analyze_logs_binary_file(tmp_path):
-    import analyze_logs
+    analyze_logs = import_tool('analyze_logs')
     binary = tmp_path / 'epoch_1.pth'
     torch.save({'w': torch.zeros(3)}, binary)
     with pytest.raises(SystemExit) as exc:

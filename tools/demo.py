@@ -22,12 +22,9 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'demo', 'mask-rcnn_r18-a2d2c-plus_fpn_shapes.py')
 TARGET_BBOX_MAP50 = 0.5
@@ -50,8 +47,8 @@ def parse_args(argv=None):
 
 
 def build_cfg(args, data_root: str):
-    from mmengine.config import Config
-    cfg = Config.fromfile(args.config)
+    from mmdyn.engine.config import load_config
+    cfg = load_config(args.config, init_scope=True)
     data_root = data_root.rstrip('/') + '/'
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = data_root
@@ -105,8 +102,6 @@ def plot_curves(scalars_file: str, out_png: str) -> None:
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
-    import mmdyn.models  # noqa: F401  (registrations, safe checkpoint loading)
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
     from mmdyn.datasets import make_shapes_coco
@@ -118,7 +113,6 @@ def main(argv=None):
           f'{", ".join(info["classes"])} in {data_root}', flush=True)
 
     cfg = build_cfg(args, data_root)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
     runner = Runner.from_cfg(cfg)
     runner.train()
     train_time = time.time() - start

@@ -15,12 +15,9 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 CONFIGS = {
     'static': osp.join(ROOT, 'configs', 'demo', 'resnet18-cifar-static_digits.py'),
@@ -62,9 +59,10 @@ def write_digits(root: str, val_fraction: float = 0.2, seed: int = 0) -> dict:
 
 
 def train_one(name: str, config: str, data_root: str, out_dir: str, epochs) -> dict:
-    from mmengine.config import Config
     from mmengine.runner import Runner
-    cfg = Config.fromfile(config)
+
+    from mmdyn.engine.config import load_config
+    cfg = load_config(config, init_scope=True)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = data_root
     if epochs is not None:
@@ -88,9 +86,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error('--epochs must be >= 1')
-    import mmdyn.models  # noqa: F401
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmpretrain')
     data_root = osp.join(args.out_dir, 'digits')
     counts = write_digits(data_root)
     print(f'[digits] {counts["train"]} train / {counts["val"]} val images in {data_root}')

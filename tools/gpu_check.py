@@ -11,13 +11,14 @@ Prints a Markdown table per section and writes ``DIR/gpu_check.{json,md}``
 device cannot be used (e.g. ``--device cuda`` without CUDA). The work is done
 by :mod:`mmdyn.utils.gpu_check` (torch-only except the Mask R-CNN and torchrun
 sections, which are skipped with the reason when mmcv/mmdet are missing).
+
+This wrapper needs mmdyn installed (``tools/setup_env.sh``); on a bare GPU
+machine run ``python -m mmdyn.utils.gpu_check`` from the repository root
+instead (``make gpu-check`` does; see ``docs/gpu.md``).
 """
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmdyn.utils.gpu_check import main  # noqa: E402
+from mmdyn.utils.gpu_check import main
 
 if __name__ == '__main__':
     sys.exit(main())

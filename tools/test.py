@@ -15,23 +15,23 @@ fit the model (missing, unexpected or shape-mismatched keys, e.g. a static
 checkpoint for a dynamic config) is refused before anything is evaluated: a
 one-line error with the counts and the first keys, exit status 1. With
 ``--allow-partial-checkpoint`` it is loaded anyway (what fits) and the same
-summary is logged as a warning.
+summary is logged as a warning. The work is done by :mod:`mmdyn.engine.runner`.
 """
 import argparse
 import os
 import os.path as osp
 import sys
 
-_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
+from mmengine.config import DictAction
+from mmengine.dist import get_rank
 
-from train import (build_runner, check_work_dir,  # noqa: E402  (tools/ is on sys.path)
-                   setup_distributed)
+from mmdyn.datasets import check_dataset_paths
+from mmdyn.engine import CheckpointMismatchError, UnsafeCheckpointError
+from mmdyn.engine.runner import build_runner, build_test_config, run_test
+from mmdyn.output_paths import OutputPathError, check_output_path
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint (mmdyn)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -59,7 +59,6 @@ def parse_args(argv=None):
         parser.error(f'checkpoint file not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out must be a .pkl or .pickle file, got {args.out}')
-    from mmdyn.output_paths import OutputPathError, check_output_path
     try:
         check_output_path(args.out, (args.config, args.checkpoint), '--out')
     except OutputPathError as err:
@@ -67,74 +66,31 @@ def parse_args(argv=None):
     return args, parser
 
 
-def enable_visualization(cfg, show_dir: str) -> None:
-    """Turn on the config's visualization hook writing to ``show_dir``
-    (mmdet: ``draw``/``test_out_dir``; mmpretrain: ``enable``/``out_dir``)."""
-    hooks = cfg.get('default_hooks') or {}
-    if 'visualization' not in hooks:
-        raise RuntimeError("--show-dir needs default_hooks.visualization = "
-                           "dict(type='VisualizationHook') in the config")
-    hook = hooks['visualization']
-    if cfg.get('default_scope', 'mmdet') == 'mmdet':
-        hook['draw'] = True
-        hook['test_out_dir'] = show_dir
-    else:
-        hook['enable'] = True
-        hook['out_dir'] = show_dir
-
-
 def build_cfg(args):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    check_work_dir(cfg.work_dir, '--work-dir' if args.work_dir is not None else 'work_dir')
-    cfg.load_from = args.checkpoint
-    cfg.resume = False
-    if args.show_dir:
-        enable_visualization(cfg, args.show_dir)
-    if cfg.get('test_dataloader') is None or cfg.get('test_evaluator') is None:
-        raise RuntimeError('the config has no test_dataloader/test_evaluator to test with')
-    return cfg
+    """The evaluation config for the parsed command line."""
+    return build_test_config(args.config, args.checkpoint, args.cfg_options,
+                             launcher=args.launcher, work_dir=args.work_dir,
+                             show_dir=args.show_dir)
 
 
 def main(argv=None):
     args, parser = parse_args(argv)
-    import mmdyn.models  # noqa: F401  (mmdyn registrations, safe checkpoint loading)
-    import mmdyn.engine  # noqa: F401
     try:
         cfg = build_cfg(args)
     except (RuntimeError, ValueError) as err:
         parser.error(str(err))
-    from mmdyn.datasets import check_dataset_paths
     try:
         check_dataset_paths(cfg, splits=('test', ))
     except FileNotFoundError as err:
         parser.error(str(err))
-    setup_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
-    if args.out is not None:
-        from mmengine.evaluator import DumpResults
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    from mmdyn.engine import CheckpointFitHook, CheckpointMismatchError, UnsafeCheckpointError
-    # Checks the checkpoint against the model before its weights are copied
-    # (MMEngine loads with strict=False), so no metric comes from random weights.
-    runner.register_hook(CheckpointFitHook(args.allow_partial_checkpoint,
-                                           source=f'checkpoint {args.checkpoint}'))
     try:
-        metrics = runner.test()
+        metrics = run_test(runner, args.checkpoint, out=args.out,
+                           allow_partial=args.allow_partial_checkpoint)
     except (CheckpointMismatchError, UnsafeCheckpointError) as err:
         hint = ('; pass --allow-partial-checkpoint to load it anyway'
                 if isinstance(err, CheckpointMismatchError) else '')
         sys.exit(f'error: {err}{hint}')
-    from mmengine.dist import get_rank
     if get_rank() == 0:  # every rank holds the collected metrics; print them once
         print(f'mmdyn test metrics: {metrics}', flush=True)
     return metrics

@@ -1,4 +1,5 @@
-# ImageNet MobileNetV2 x0.5, A2D2C (4 kernels) in every pw/dw conv and the last 1x1
-# (stem, classifier static); recipe in ../_base_/imagenet_mobilenet-v2.py.
-_base_ = '../_base_/imagenet_mobilenet-v2.py'
-model = dict(backbone=dict(widen_factor=0.5, dyn_conv=dict(_delete_=True, type='A2D2C', kernel_num=4)))
+# ImageNet-1k MobileNetV2 x0.5 with A2D2C (4 kernels) in every pw/dw conv and the last
+# 1x1 (stem, classifier static).
+_base_ = ['../static/mobilenet-v2-w0.5-static_8xb32_in1k.py',
+          '../_base_/schedules/temperature_anneal_10e.py']
+model = dict(backbone=dict(type='DynMobileNetV2', dyn_conv=dict(type='A2D2C', kernel_num=4)))

@@ -1,4 +1,6 @@
-# CIFAR-100 ResNet-18, A2D2C (4 kernels) in every block conv
-# (stem, downsample, fc static); recipe in ../_base_/cifar100_resnet18.py.
-_base_ = '../_base_/cifar100_resnet18.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='A2D2C', kernel_num=4)))
+# CIFAR-100 ResNet-18 with A2D2C (4 kernels) in every block conv (stem, downsample, fc
+# static).
+_base_ = ['../static/resnet18-static_8xb16_cifar100.py',
+          '../_base_/schedules/temperature_anneal_10e.py']
+model = dict(backbone=dict(type='DynResNetCIFAR', dyn_conv=dict(type='A2D2C', kernel_num=4),
+                           dyn_placement='all_block_convs'))

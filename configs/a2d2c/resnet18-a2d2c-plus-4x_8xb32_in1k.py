@@ -1,4 +1,6 @@
-# ImageNet ResNet-18, A2D2C+ (4 kernels) in every block conv
-# (stem, downsample, fc static); recipe in ../_base_/imagenet_resnet18.py.
-_base_ = '../_base_/imagenet_resnet18.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='A2D2CPlus', kernel_num=4)))
+# ImageNet-1k ResNet-18 with A2D2C+ (4 kernels) in every block conv (stem, downsample,
+# fc static).
+_base_ = ['../static/resnet18-static_8xb32_in1k.py',
+          '../_base_/schedules/temperature_anneal_10e.py']
+model = dict(backbone=dict(type='DynResNet', dyn_conv=dict(type='A2D2CPlus', kernel_num=4),
+                           dyn_placement='all_block_convs'))

@@ -1,5 +1,5 @@
-# Mask R-CNN R-50-FPN 1x COCO, CondConv (4 experts) in every block conv.
-# CondConv has no temperature: no TemperatureAnnealHook.
-_base_ = '../_base_/mask-rcnn_r50-dyn_fpn_1x_coco.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='CondConv', kernel_num=4)))
-custom_hooks = []
+# Mask R-CNN R-50-FPN 1x COCO with CondConv (4 experts; no temperature, no anneal hook)
+# in every block conv.
+_base_ = '../static/mask-rcnn_r50-static_fpn_1x_coco.py'
+model = dict(backbone=dict(type='DynResNet', dyn_conv=dict(type='CondConv', kernel_num=4),
+                           dyn_placement='all_block_convs'))

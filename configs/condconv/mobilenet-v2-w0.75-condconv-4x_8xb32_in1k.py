@@ -1,5 +1,5 @@
-# ImageNet MobileNetV2 x0.75, CondConv (4 experts; no temperature, no anneal hook) in every pw/dw conv and the last 1x1
-# (stem, classifier static); recipe in ../_base_/imagenet_mobilenet-v2.py.
-_base_ = '../_base_/imagenet_mobilenet-v2.py'
-model = dict(backbone=dict(widen_factor=0.75, dyn_conv=dict(_delete_=True, type='CondConv', kernel_num=4)))
-custom_hooks = []
+# ImageNet-1k MobileNetV2 x0.75 with CondConv (4 experts; no temperature, no anneal
+# hook) in every pw/dw conv and the last 1x1 (stem, classifier static).
+_base_ = '../static/mobilenet-v2-w0.75-static_8xb32_in1k.py'
+model = dict(backbone=dict(type='DynMobileNetV2', dyn_conv=dict(type='CondConv', kernel_num=4),
+                           ))

@@ -1,5 +1,5 @@
-# CIFAR-100 ResNet-18, CondConv (4 experts; no temperature, no anneal hook) in every block conv
-# (stem, downsample, fc static); recipe in ../_base_/cifar100_resnet18.py.
-_base_ = '../_base_/cifar100_resnet18.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='CondConv', kernel_num=4)))
-custom_hooks = []
+# CIFAR-100 ResNet-18 with CondConv (4 experts; no temperature, no anneal hook) in every
+# block conv (stem, downsample, fc static).
+_base_ = '../static/resnet18-static_8xb16_cifar100.py'
+model = dict(backbone=dict(type='DynResNetCIFAR', dyn_conv=dict(type='CondConv', kernel_num=4),
+                           dyn_placement='all_block_convs'))

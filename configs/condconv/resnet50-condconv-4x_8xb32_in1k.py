@@ -1,5 +1,5 @@
-# ImageNet ResNet-50, CondConv (4 experts; no temperature, no anneal hook) in every block conv
-# (stem, downsample, fc static); recipe in ../_base_/imagenet_resnet50.py.
-_base_ = '../_base_/imagenet_resnet50.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='CondConv', kernel_num=4)))
-custom_hooks = []
+# ImageNet-1k ResNet-50 with CondConv (4 experts; no temperature, no anneal hook) in
+# every block conv (stem, downsample, fc static).
+_base_ = '../static/resnet50-static_8xb32_in1k.py'
+model = dict(backbone=dict(type='DynResNet', dyn_conv=dict(type='CondConv', kernel_num=4),
+                           dyn_placement='all_block_convs'))

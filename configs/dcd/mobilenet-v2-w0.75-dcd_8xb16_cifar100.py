@@ -1,5 +1,5 @@
-# CIFAR-100 MobileNetV2 x0.75, DCD (dynamic convolution decomposition; no kernel_num, no temperature) in every pw/dw conv and the last 1x1
-# (stem, classifier static); recipe in ../_base_/cifar100_mobilenet-v2.py.
-_base_ = '../_base_/cifar100_mobilenet-v2.py'
-model = dict(backbone=dict(widen_factor=0.75, dyn_conv=dict(_delete_=True, type='DCD')))
-custom_hooks = []
+# CIFAR-100 MobileNetV2 x0.75 with DCD (dynamic convolution decomposition, latent dim
+# int(sqrt(C_in)); no kernel_num, no temperature) in every pw/dw conv and the last 1x1
+# (stem, classifier static).
+_base_ = '../static/mobilenet-v2-w0.75-static_8xb16_cifar100.py'
+model = dict(backbone=dict(type='DynMobileNetV2', dyn_conv=dict(type='DCD')))

@@ -1,5 +1,6 @@
-# ImageNet ResNet-18, DCD (dynamic convolution decomposition; no kernel_num, no temperature) in every block conv
-# (stem, downsample, fc static); recipe in ../_base_/imagenet_resnet18.py.
-_base_ = '../_base_/imagenet_resnet18.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='DCD')))
-custom_hooks = []
+# ImageNet-1k ResNet-18 with DCD (dynamic convolution decomposition, latent dim
+# int(sqrt(C_in)); no kernel_num, no temperature) in every block conv (stem, downsample,
+# fc static).
+_base_ = '../static/resnet18-static_8xb32_in1k.py'
+model = dict(backbone=dict(type='DynResNet', dyn_conv=dict(type='DCD'),
+                           dyn_placement='all_block_convs'))

@@ -1,5 +1,6 @@
-# CIFAR-100 ResNet-50, DCD (dynamic convolution decomposition; no kernel_num, no temperature) in every block conv
-# (stem, downsample, fc static); recipe in ../_base_/cifar100_resnet50.py.
-_base_ = '../_base_/cifar100_resnet50.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='DCD')))
-custom_hooks = []
+# CIFAR-100 ResNet-50 with DCD (dynamic convolution decomposition, latent dim
+# int(sqrt(C_in)); no kernel_num, no temperature) in every block conv (stem, downsample,
+# fc static).
+_base_ = '../static/resnet50-static_8xb16_cifar100.py'
+model = dict(backbone=dict(type='DynResNetCIFAR', dyn_conv=dict(type='DCD'),
+                           dyn_placement='all_block_convs'))

@@ -1,5 +1,6 @@
-# ImageNet ResNet-50, DCD (dynamic convolution decomposition; no kernel_num, no temperature) in every block conv
-# (stem, downsample, fc static); recipe in ../_base_/imagenet_resnet50.py.
-_base_ = '../_base_/imagenet_resnet50.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='DCD')))
-custom_hooks = []
+# ImageNet-1k ResNet-50 with DCD (dynamic convolution decomposition, latent dim
+# int(sqrt(C_in)); no kernel_num, no temperature) in every block conv (stem, downsample,
+# fc static).
+_base_ = '../static/resnet50-static_8xb32_in1k.py'
+model = dict(backbone=dict(type='DynResNet', dyn_conv=dict(type='DCD'),
+                           dyn_placement='all_block_convs'))

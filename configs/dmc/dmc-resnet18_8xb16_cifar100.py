@@ -1,10 +1,4 @@
-# seeds/001 on CIFAR-100 (paper: 82.39% top-1), data/cifar100 (python pickle batches).
-# Same recipe as CIFAR-10 (../_base_/dmc-resnet18_cifar10.py), CIFAR-100 statistics.
-_base_ = '../_base_/dmc-resnet18_cifar10.py'
-
+# DMC ResNet-18 on CIFAR-100 (paper: 82.39% top-1); recipe as ./dmc-resnet18_8xb16_cifar10.py.
+_base_ = ['../_base_/models/dmc-resnet18_cifar.py', '../_base_/datasets/cifar100_bs16.py',
+          '../_base_/schedules/cifar_bs128_coslr_200e.py', '../_base_/default_runtime_save_best.py']
 model = dict(head=dict(num_classes=100))
-data_preprocessor = dict(num_classes=100, mean=[129.304, 124.070, 112.434],
-                         std=[68.170, 65.392, 70.418])
-train_dataloader = dict(dataset=dict(type='CIFAR100', data_root='data/cifar100'))
-val_dataloader = dict(dataset=dict(type='CIFAR100', data_root='data/cifar100'))
-test_dataloader = val_dataloader

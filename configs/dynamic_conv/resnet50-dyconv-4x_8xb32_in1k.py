@@ -1,4 +1,7 @@
-# ImageNet ResNet-50, DynamicConv (alias DyConv, 4 kernels) in every block conv
-# (stem, downsample, fc static); recipe in ../_base_/imagenet_resnet50.py.
-_base_ = '../_base_/imagenet_resnet50.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='DyConv', kernel_num=4)))
+# ImageNet-1k ResNet-50 with DynamicConv (4 kernels; alias 'DyConv', as mmdet's own
+# 'DynamicConv' is Sparse R-CNN's head) in every block conv (stem, downsample, fc
+# static).
+_base_ = ['../static/resnet50-static_8xb32_in1k.py',
+          '../_base_/schedules/temperature_anneal_10e.py']
+model = dict(backbone=dict(type='DynResNet', dyn_conv=dict(type='DyConv', kernel_num=4),
+                           dyn_placement='all_block_convs'))

@@ -1,3 +1,5 @@
-# Mask R-CNN R-50-FPN 1x COCO, ODConv (4 kernels) in every block conv.
-_base_ = '../_base_/mask-rcnn_r50-dyn_fpn_1x_coco.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='ODConv', kernel_num=4)))
+# Mask R-CNN R-50-FPN 1x COCO with ODConv (4 kernels) in every block conv.
+_base_ = ['../static/mask-rcnn_r50-static_fpn_1x_coco.py',
+          '../_base_/schedules/temperature_anneal_1e.py']
+model = dict(backbone=dict(type='DynResNet', dyn_conv=dict(type='ODConv', kernel_num=4),
+                           dyn_placement='all_block_convs'))

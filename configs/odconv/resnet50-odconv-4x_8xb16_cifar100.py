@@ -1,4 +1,6 @@
-# CIFAR-100 ResNet-50, ODConv (4 kernels) in every block conv
-# (stem, downsample, fc static); recipe in ../_base_/cifar100_resnet50.py.
-_base_ = '../_base_/cifar100_resnet50.py'
-model = dict(backbone=dict(dyn_conv=dict(_delete_=True, type='ODConv', kernel_num=4)))
+# CIFAR-100 ResNet-50 with ODConv (4 kernels) in every block conv (stem, downsample, fc
+# static).
+_base_ = ['../static/resnet50-static_8xb16_cifar100.py',
+          '../_base_/schedules/temperature_anneal_10e.py']
+model = dict(backbone=dict(type='DynResNetCIFAR', dyn_conv=dict(type='ODConv', kernel_num=4),
+                           dyn_placement='all_block_convs'))

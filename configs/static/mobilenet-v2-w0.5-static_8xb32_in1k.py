@@ -1,5 +1,4 @@
-# ImageNet MobileNetV2 x0.5 with static convolutions (baseline); recipe in ../_base_/imagenet_mobilenet-v2.py.
-_base_ = '../_base_/imagenet_mobilenet-v2.py'
-model = dict(backbone=dict(_delete_=True, type='MobileNetV2', widen_factor=0.5,
-                           init_cfg=_base_.model.backbone.init_cfg))
-custom_hooks = []
+# ImageNet-1k MobileNetV2 x0.5 with static convolutions: the baseline, and the base of
+# every configs/<method>/mobilenet-v2-w0.5-*_8xb32_in1k.py.
+_base_ = './mobilenet-v2-w1.0-static_8xb32_in1k.py'
+model = dict(backbone=dict(widen_factor=0.5))

@@ -1,5 +1,4 @@
-# CIFAR-100 MobileNetV2 x0.75 with static convolutions (baseline); recipe in ../_base_/cifar100_mobilenet-v2.py.
-_base_ = '../_base_/cifar100_mobilenet-v2.py'
-model = dict(backbone=dict(_delete_=True, type='MobileNetV2', widen_factor=0.75,
-                           init_cfg=_base_.model.backbone.init_cfg))
-custom_hooks = []
+# CIFAR-100 MobileNetV2 x0.75 with static convolutions: the baseline, and the base of
+# every configs/<method>/mobilenet-v2-w0.75-*_8xb16_cifar100.py.
+_base_ = './mobilenet-v2-w1.0-static_8xb16_cifar100.py'
+model = dict(backbone=dict(widen_factor=0.75))

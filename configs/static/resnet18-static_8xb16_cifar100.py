@@ -1,5 +1,6 @@
-# CIFAR-100 ResNet-18 with static convolutions (baseline); recipe in ../_base_/cifar100_resnet18.py.
-_base_ = '../_base_/cifar100_resnet18.py'
-model = dict(backbone=dict(_delete_=True, type='ResNet_CIFAR', depth=18, num_stages=4, out_indices=(3, ), style='pytorch',
-                           init_cfg=_base_.model.backbone.init_cfg))
-custom_hooks = []
+# CIFAR-100 ResNet-18 (3x3 stem, no max-pool) with static convolutions: the baseline,
+# and the base of every configs/<method>/resnet18-*_8xb16_cifar100.py. Recipe:
+# ../_base_/schedules/cifar_bs128_100e.py.
+_base_ = ['../_base_/models/resnet18_cifar.py', '../_base_/datasets/cifar100_bs16.py',
+          '../_base_/schedules/cifar_bs128_100e.py', 'mmpretrain::_base_/default_runtime.py']
+model = dict(head=dict(num_classes=100))

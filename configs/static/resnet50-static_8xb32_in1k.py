@@ -1,5 +1,4 @@
-# ImageNet ResNet-50 with static convolutions (baseline); recipe in ../_base_/imagenet_resnet50.py.
-_base_ = '../_base_/imagenet_resnet50.py'
-model = dict(backbone=dict(_delete_=True, type='ResNet', depth=50, num_stages=4, out_indices=(3, ), style='pytorch',
-                           init_cfg=_base_.model.backbone.init_cfg))
-custom_hooks = []
+# ImageNet-1k ResNet-50 with static convolutions: the baseline, and the base of every
+# configs/<method>/resnet50-*_8xb32_in1k.py. Recipe as ./resnet18-static_8xb32_in1k.py.
+_base_ = ['../_base_/models/resnet50.py', '../_base_/datasets/imagenet_bs32.py',
+          'mmpretrain::_base_/schedules/imagenet_bs256.py', 'mmpretrain::_base_/default_runtime.py']

@@ -1,4 +1,6 @@
-"""Whole-network benchmark: static backbones vs every mmdyn layer (``tools/benchmark_models.py``).
+"""Whole-network benchmark: static backbones vs every mmdyn layer.
+
+The library of ``tools/analysis_tools/benchmark_models.py``.
 
 For each model (ResNet-18, ResNet-50, MobileNetV2 1.0; backbone only) it builds the
 static backbone from mmpretrain's ``MODELS`` registry (``ResNet`` / ``MobileNetV2``) and
@@ -408,7 +410,7 @@ def markdown_table(rows: List[dict], env: dict) -> str:
     """Markdown table (values with their ratio to static) for ``docs/benchmarks.md``."""
     keys = measure_columns(rows)
     load = env.get('load_average_start') or [float('nan')]
-    lines = [f'Measured with `tools/benchmark_models.py` on {env["device_name"]} '
+    lines = [f'Measured with `tools/analysis_tools/benchmark_models.py` on {env["device_name"]} '
              f'({env["device"]}, {env["threads"]} threads, torch {env["torch"]}'
              f'{", AMP" if env.get("amp") else ""}; 1-min load average at the start '
              f'{load[0]:.2f}).', '',

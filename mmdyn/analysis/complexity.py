@@ -1,6 +1,7 @@
 """Parameter and MAdds (multiply-add) counting that sees dynamic convolutions.
 
-Why a custom counter (REFERENCE §6, "FLOP counts wrong"): hook-based counters
+Why a custom counter (``docs/analysis_tools.md``, "What is counted, and why
+plain counters are wrong for dynamic convolutions"): hook-based counters
 (``ptflops``, the old ``mmcv.cnn.get_model_complexity_info``) only count
 ``nn.Conv2d``/``nn.Linear`` *modules*; a dynamic convolution computed with
 functional ``F.conv2d`` is invisible to them. MMEngine's JIT-trace based
@@ -15,8 +16,9 @@ pooling written as ``x.mean((2, 3))``, the A2D2C patch reductions
 (:func:`extra_op_handles`) so the count follows what the code really executes,
 and also returns the plain MMEngine count for comparison.
 :func:`analytic_madds` gives the same numbers from closed-form per-layer
-formulas that mirror the code paths in :mod:`mmdyn.ops`; the tests check that
-the two agree, which is the evidence that the counter is right.
+formulas that each layer of :mod:`mmdyn.ops` defines next to its code (its
+``madds`` method); the tests check that the two agree, which is the evidence
+that the counter and the formulas are right.
 
 Counting conventions (one unit = one multiply-add; MMEngine's convention):
 
@@ -37,108 +39,19 @@ BatchNorm instead.
 """
 import copy
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
+from mmdyn.ops._base import conv2d_madds, conv_output_hw
+from .paper_figures import PAPER_FIGURES, match_paper_row  # re-exported
+
 __all__ = [
     'PAPER_FIGURES', 'ComplexityResult', 'count_complexity', 'extra_op_handles',
     'analytic_madds', 'analytic_model_madds', 'match_paper_row', 'TraceError'
 ]
-
-# ----------------------------------------------------------------------------
-# The paper's figures (REFERENCE §3). params in millions, madds in GMAdds
-# (224x224 ImageNet / as reported). Keys: (model, layer, dataset).
-# ----------------------------------------------------------------------------
-#: Published figures to print beside ours. ``source`` tells where each is from.
-PAPER_FIGURES: Dict[Tuple[str, str, str], Dict[str, Any]] = {
-    # static baselines (official ODConv code, counted)
-    ('resnet18', 'static', 'imagenet'): dict(params=11.69, source='ODConv code'),
-    ('resnet50', 'static', 'imagenet'): dict(params=25.56, source='ODConv code'),
-    ('mobilenetv2_1.0', 'static', 'imagenet'): dict(params=3.50, source='ODConv code'),
-    ('mobilenetv2_0.75', 'static', 'imagenet'): dict(params=2.64, source='ODConv code'),
-    ('mobilenetv2_0.5', 'static', 'imagenet'): dict(params=1.97, source='ODConv code'),
-    # A2D2C paper (seed 003)
-    ('resnet18', 'a2d2c', 'imagenet'): dict(params=44.93, madds=1.926, source='A2D2C paper'),
-    ('resnet18', 'a2d2cplus', 'imagenet'): dict(params=44.93, madds=1.934,
-                                                source='A2D2C paper'),
-    ('resnet50', 'a2d2c', 'imagenet'): dict(params=89.70, madds=4.083, source='A2D2C paper'),
-    ('resnet50', 'a2d2cplus', 'imagenet'): dict(params=89.70, madds=4.095,
-                                                source='A2D2C paper'),
-    ('mobilenetv2_0.5', 'a2d2c', 'imagenet'): dict(params=4.05, source='A2D2C paper'),
-    ('mobilenetv2_0.5', 'a2d2cplus', 'imagenet'): dict(params=4.05, source='A2D2C paper'),
-    ('resnet18', 'a2d2c', 'cifar'): dict(params=43.93, source='A2D2C paper'),
-    ('resnet18', 'a2d2cplus', 'cifar'): dict(params=43.93, source='A2D2C paper'),
-    ('resnet18', 'dcd', 'imagenet'): dict(params=14.70, source='A2D2C paper'),
-    ('resnet50', 'dcd', 'imagenet'): dict(params=29.84, source='A2D2C paper'),
-    ('resnet18', 'dyconv', 'imagenet'): dict(params=45.47, source='A2D2C paper'),
-    ('resnet18', 'condconv', 'imagenet'): dict(params=89.89, source='A2D2C paper'),
-    ('resnet18', 'condconv', 'cifar'): dict(params=81.35, source='A2D2C paper'),
-    # ODConv 4x (official code, counted)
-    ('resnet18', 'odconv', 'imagenet'): dict(params=44.90, source='ODConv code (4x)'),
-    ('resnet50', 'odconv', 'imagenet'): dict(params=90.67, source='ODConv code (4x)'),
-    ('mobilenetv2_1.0', 'odconv', 'imagenet'): dict(params=11.51, source='ODConv code (4x)'),
-    ('mobilenetv2_0.75', 'odconv', 'imagenet'): dict(params=7.50, source='ODConv code (4x)'),
-    ('mobilenetv2_0.5', 'odconv', 'imagenet'): dict(params=4.44, source='ODConv code (4x)'),
-    # COCO
-    ('mask-rcnn_r50_fpn', 'static', 'coco'): dict(params=46.45, source='A2D2C paper'),
-    ('mask-rcnn_r50_fpn', 'a2d2cplus', 'coco'): dict(params=110.24, source='A2D2C paper'),
-}
-
-
-def match_paper_row(name: str) -> Optional[Tuple[Tuple[str, str, str], Dict[str, Any]]]:
-    """Find the paper row a config file name refers to.
-
-    The name is matched on its parts: the model (``resnet18``/``r18``,
-    ``resnet50``/``r50``, ``mobilenet-v2`` with a width ``0.5x``/``0.75x``,
-    ``mask-rcnn`` + ``r50`` + ``fpn``), the layer (``a2d2c-plus``/``a2d2cplus``/
-    ``a2d2c+``, ``a2d2c``, ``odconv``, ``dyconv``/``dynamicconv``,
-    ``condconv``, ``dcd``, otherwise static) and the dataset (``cifar``,
-    ``coco``, otherwise ImageNet).
-
-    Args:
-        name: Config file name or path.
-
-    Returns:
-        ``(key, figures)`` from :data:`PAPER_FIGURES`, or ``None``.
-    """
-    n = name.lower().rsplit('/', 1)[-1].replace('_', '-')
-    if 'mask-rcnn' in n or 'maskrcnn' in n:
-        if not re.search(r'r(esnet)?-?50', n):
-            return None
-        model = 'mask-rcnn_r50_fpn'
-    elif re.search(r'(resnet|r)-?18(?!\d)', n):
-        model = 'resnet18'
-    elif re.search(r'(resnet|r)-?50(?!\d)', n):
-        model = 'resnet50'
-    elif re.search(r'mobilenet-?v2|mbv2', n):
-        width = (re.search(r'(?<![\d.])(0\.5|0\.75|1\.0|1)x', n)
-                 or re.search(r'-w(0\.5|0\.75|1\.0|1)(?![\d.])', n))
-        w = {'0.5': '0.5', '0.75': '0.75', '1': '1.0', '1.0': '1.0'}[width.group(1)] \
-            if width else '1.0'
-        model = f'mobilenetv2_{w}'
-    else:
-        return None
-    if re.search(r'a2d2c-?(plus|\+)', n):
-        layer = 'a2d2cplus'
-    elif 'a2d2c' in n:
-        layer = 'a2d2c'
-    elif 'odconv' in n:
-        layer = 'odconv'
-    elif 'dyconv' in n or 'dynamicconv' in n or 'dynamic-conv' in n:
-        layer = 'dyconv'
-    elif 'condconv' in n:
-        layer = 'condconv'
-    elif 'dcd' in n:
-        layer = 'dcd'
-    else:
-        layer = 'static'
-    dataset = 'cifar' if 'cifar' in n else 'coco' if 'coco' in n else 'imagenet'
-    key = (model, layer, dataset)
-    return (key, PAPER_FIGURES[key]) if key in PAPER_FIGURES else None
 
 
 # ----------------------------------------------------------------------------
@@ -363,92 +276,17 @@ def count_complexity(model: nn.Module, input_shape: Sequence[int],
 
 
 # ----------------------------------------------------------------------------
-# Analytic per-layer formulas (mirror the code paths of mmdyn.ops)
+# Analytic per-layer formulas (each mmdyn layer's own ``madds``)
 # ----------------------------------------------------------------------------
-def _out_hw(layer, h: int, w: int) -> Tuple[int, int]:
-    return tuple((s + 2 * p - d * (k - 1) - 1) // st + 1 for s, k, st, p, d in zip(
-        (h, w), layer.kernel_size, layer.stride, layer.padding, layer.dilation))
-
-
-def _slice_len(size: int, sl) -> int:
-    return 0 if sl is None else len(range(size)[sl])
-
-
-def _patch_mean_all(layer, batch, h, w, out_hw) -> int:
-    """``mean_input_patches`` with every position: column sums, row sums, /."""
-    from mmdyn.ops.a2d2c_conv2d import _tap_ranges
-    (kh, kw), cin = layer.kernel_size, layer.in_channels
-    rows = _tap_ranges(h, out_hw[0], kh, layer.stride[0], layer.padding[0], layer.dilation[0])
-    cols = _tap_ranges(w, out_hw[1], kw, layer.stride[1], layer.padding[1], layer.dilation[1])
-    n = sum(batch * cin * h * _slice_len(w, c) for c in cols if c is not None)
-    n += sum(batch * cin * _slice_len(h, r) for r in rows if r is not None
-             for c in cols if c is not None)
-    return n + batch * cin * kh * kw
-
-
-def _patch_mean_sampled(layer, batch, h, w, num, random: bool, out_hw) -> int:
-    """``mean_input_patches`` with M points: scatter_add_ + /M + one bmm (+ topk)."""
-    kk = layer.kernel_size[0] * layer.kernel_size[1]
-    n = 2 * batch * num * kk + batch * layer.in_channels * h * w * kk
-    if random:
-        n += batch * out_hw[0] * out_hw[1]
-    return n
-
-
-def _mixture(layer, batch, out_hw, attn_per_channel: bool, strategy: str,
-             spatial: bool) -> Dict[str, int]:
-    """Cost of ``mixed_kernel_conv2d`` (kernel aggregation + the convolution)."""
-    num_k, cout, cin_g = layer.kernel_num, layer.out_channels, layer.in_channels // layer.groups
-    kk = layer.kernel_size[0] * layer.kernel_size[1]
-    positions = out_hw[0] * out_hw[1]
-    kernel = cout * cin_g * kk
-    conv = batch * kernel * positions
-    has_bias = getattr(layer, 'bias', None) is not None and layer.bias.dim() == 2
-    if strategy == 'maps':
-        return dict(conv=num_k * conv,
-                    aggregation=2 * batch * num_k * cout * positions)
-    agg = batch * num_k * kernel + (batch * kernel if spatial else 0)
-    if has_bias:
-        agg += batch * (2 * num_k * cout if strategy == 'loop' else num_k * cout)
-    return dict(conv=conv, aggregation=agg)
-
-
-def _strategy(layer, batch, h, w, out_hw, training: bool, maps_ok: bool) -> str:
-    from mmdyn.ops.batched_conv import select_strategy
-    strategy = getattr(layer, 'strategy', 'auto')
-    if strategy != 'auto':
-        return strategy
-    x = torch.empty(batch, layer.in_channels, 1, 1)
-    kshape = (layer.out_channels, layer.in_channels // layer.groups, *layer.kernel_size)
-    with torch.set_grad_enabled(training):
-        return select_strategy(x, kshape, out_hw, maps_ok=maps_ok)
-
-
 def analytic_madds(layer: nn.Module, input_hw: Tuple[int, int], batch: int = 1,
                    training: bool = False) -> Dict[str, int]:
     """Closed-form MAdds of one layer, split into parts, following its code path.
 
-    Formulas (``P = H'*W'``, ``kernel = C_out*C_in/g*kh*kw``, B = batch):
-
-    * ``nn.Conv2d``: ``conv = B*kernel*P``.
-    * A2D2C/A2D2C+ fast path with the ``maps`` strategy: K convolutions in one,
-      p̄ from the maps ``B*K*C_out*(M or P)``, softmax, weighted sum
-      ``2*B*K*C_out*P``. Other strategies: patch mean (eval, all positions: column and row
-      sums of the input, ~``kw*C_in*H*W' + kh*kw*C_in*H'``; train, M points:
-      ``2*B*M*kh*kw`` scatter + ``B*C_in*H*W*kh*kw`` bmm, + ``B*P`` topk for
-      random sampling), logits ``B*K*kernel`` (einsum), ``+ 2*B*K*C_out``
-      (/T, softmax; + bias), aggregation ``B*K*kernel``, one ``conv``.
-      Reference path: K convolutions + mean/gather + softmax, then A2D2C+
-      weights the maps (``2*B*K*C_out*P``) while A2D2C builds the kernel
-      (``2*B*K*kernel``) and convolves again (K+1 convolutions).
-    * DynamicConv: GAP ``B*C_in*H*W``, MLP ``B*(C_in*h + h*K)``, softmax,
-      aggregation ``B*K*kernel``, ``conv``.
-    * CondConv: GAP, routing ``B*C_in*E``, aggregation ``B*E*kernel``, ``conv``.
-    * ODConv: GAP, attention MLP and heads, channel attention on the input
-      ``B*C_in*H*W``, aggregation ``B*(K+1)*kernel`` (the +1 is the spatial
-      attention), ``conv``, filter attention ``B*C_out*P``.
-    * DCD: static ``conv``, ``conv_1x1`` = Q ``B*C_in*L*P`` + P ``B*L*C_out*P``,
-      Φ·Q ``B*L²*P``, BNs/residual/scale, and the small FC branch.
+    ``nn.Conv2d``: ``conv = B*C_out*C_in/g*kh*kw*H'*W'``. An mmdyn layer gives
+    its own formulas through its ``madds(input_hw, batch, training)`` method,
+    defined next to the code it mirrors (e.g.
+    :meth:`mmdyn.ops.A2D2CConv2d.madds`, :meth:`mmdyn.ops.ODConv2d.madds`; the
+    shared parts in :class:`mmdyn.ops._base.DynamicConvBase`).
 
     Args:
         layer: An ``nn.Conv2d`` or an mmdyn layer.
@@ -462,100 +300,25 @@ def analytic_madds(layer: nn.Module, input_hw: Tuple[int, int], batch: int = 1,
         ``total``.
 
     Raises:
-        TypeError: ``layer`` is not a supported type.
+        TypeError: ``layer`` is neither an ``nn.Conv2d`` nor has ``madds``.
     """
-    from mmdyn.ops import (A2D2CConv2d, A2D2CPlusConv2d, CondConv2d, DCDConv2d,
-                           DynamicConv2d, ODConv2d)
-    if not isinstance(layer, (nn.Conv2d, A2D2CConv2d, ODConv2d, DynamicConv2d, CondConv2d,
-                              DCDConv2d)):
+    if isinstance(layer, nn.Conv2d):
+        out_hw = conv_output_hw(input_hw, layer.kernel_size, layer.stride, layer.padding,
+                                layer.dilation)
+        parts = {'conv': conv2d_madds(batch, layer.out_channels,
+                                      layer.in_channels // layer.groups, layer.kernel_size,
+                                      out_hw)}
+    elif _has_madds(layer):
+        parts = dict(layer.madds(tuple(input_hw), batch, training))
+    else:
         raise TypeError(f'analytic_madds supports nn.Conv2d and the mmdyn layers, got '
                         f'{type(layer).__name__}')
-    h, w = input_hw
-    out_hw = _out_hw(layer, h, w)
-    positions = out_hw[0] * out_hw[1]
-    cin, cout, groups = layer.in_channels, layer.out_channels, layer.groups
-    kk = layer.kernel_size[0] * layer.kernel_size[1]
-    b = batch
-    parts: Dict[str, int] = {}
-    if isinstance(layer, A2D2CConv2d):
-        kernel = cout * (cin // groups) * kk
-        num_k = layer.kernel_num
-        mode = layer.sampling if training else layer.eval_sampling
-        sampled = mode != 'none' and layer.num_points < positions
-        has_bias = layer.bias is not None
-        strategy = (_strategy(layer, b, h, w, out_hw, training, maps_ok=True)
-                    if layer.impl == 'fast' else None)
-        if strategy == 'maps':  # K maps from one conv; p̄ read off the maps (Eq. 8)
-            num = layer.num_points if sampled else positions
-            parts['attention'] = b * num_k * cout * (num + 2) + (
-                b * positions if sampled and mode == 'random' else 0)
-            parts.update(_mixture(layer, b, out_hw, True, strategy, False))
-        elif layer.impl == 'fast':
-            if sampled:
-                parts['patch_mean'] = _patch_mean_sampled(layer, b, h, w, layer.num_points,
-                                                          mode == 'random', out_hw)
-            else:
-                parts['patch_mean'] = _patch_mean_all(layer, b, h, w, out_hw)
-            parts['attention'] = b * num_k * kernel + b * num_k * cout * (
-                2 + (1 if has_bias else 0))
-            parts.update(_mixture(layer, b, out_hw, True, strategy, False))
-        else:
-            parts['conv'] = b * num_k * kernel * positions
-            num = layer.num_points if sampled else positions
-            parts['attention'] = b * num_k * cout * (num + 2) + (
-                b * out_hw[0] * out_hw[1] if sampled and mode == 'random' else 0)
-            if isinstance(layer, A2D2CPlusConv2d):
-                parts['aggregation'] = 2 * b * num_k * cout * positions
-            else:
-                parts['aggregation'] = 2 * b * num_k * kernel + (
-                    2 * b * num_k * cout if has_bias else 0)
-                parts['conv'] += b * kernel * positions
-    elif isinstance(layer, ODConv2d):
-        kernel = cout * (cin // groups) * kk
-        hid = layer.fc.out_features
-        heads = [m.out_features for m in (layer.channel_fc, layer.filter_fc,
-                                          layer.spatial_fc, layer.kernel_fc) if m is not None]
-        bn = (b * hid * 2) if not training else _bn_train(b * hid)
-        parts['attention'] = (b * cin * h * w + b * cin * hid + bn + b * hid * sum(heads) +
-                              b * sum(heads) + (b * layer.kernel_num
-                                                if layer.kernel_fc is not None else 0))
-        parts['channel_filter'] = b * cin * h * w + (b * cout * positions
-                                                     if layer.filter_fc is not None else 0)
-        strategy = _strategy(layer, b, h, w, out_hw, training, maps_ok=False)
-        parts.update(_mixture(layer, b, out_hw, False, strategy,
-                              spatial=layer.spatial_fc is not None))
-        if layer.bias is not None:
-            parts['channel_filter'] += b * cout * positions
-    elif isinstance(layer, DynamicConv2d):
-        hid = layer.fc1.out_features
-        k = layer.kernel_num
-        parts['attention'] = b * cin * h * w + b * (cin * hid + hid * k) + 2 * b * k
-        strategy = _strategy(layer, b, h, w, out_hw, training, maps_ok=True)
-        parts.update(_mixture(layer, b, out_hw, False, strategy, False))
-    elif isinstance(layer, CondConv2d):
-        k = layer.kernel_num
-        parts['attention'] = b * cin * h * w + b * cin * k
-        strategy = _strategy(layer, b, h, w, out_hw, training, maps_ok=True)
-        parts.update(_mixture(layer, b, out_hw, False, strategy, False))
-    elif isinstance(layer, DCDConv2d):
-        dim, sq = layer.latent_dim, layer.fc.out_features
-        parts['attention'] = (b * cin * h * w + b * (cin * sq + sq * sq + sq * dim * dim +
-                                                     sq * cout) + 4 * b * sq + 2 * b * cout)
-        parts['conv'] = b * cout * (cin // groups) * kk * positions
-        bn = (lambda n: 2 * n) if not training else _bn_train
-        parts['conv_1x1'] = b * cin * dim * positions + b * dim * cout * positions  # Q, P
-        parts['dynamic'] = (bn(b * dim * positions) + b * dim * dim * positions +
-                            bn(b * dim * positions) + b * dim * positions)
-        parts['scale'] = 2 * b * cout * positions
-    else:  # nn.Conv2d
-        parts['conv'] = b * cout * (cin // groups) * kk * positions
     parts['total'] = sum(parts.values())
     return parts
 
 
-def _bn_train(numel: int) -> int:
-    """MMEngine's training BatchNorm count (``norm_flop_counter(1)``: 5 per element)."""
-    return 5 * numel
+def _has_madds(module: nn.Module) -> bool:
+    return callable(getattr(module, 'madds', None))
 
 
 def analytic_model_madds(model: nn.Module, input_shape: Sequence[int],
@@ -572,12 +335,10 @@ def analytic_model_madds(model: nn.Module, input_shape: Sequence[int],
     Returns:
         ``{module_name: parts}`` (see :func:`analytic_madds`).
     """
-    from mmdyn.ops import LAYERS
-    types = tuple(LAYERS.values()) + (nn.Conv2d, )
     sizes: Dict[str, Tuple[int, int, int]] = {}
     hooks = []
     for name, m in model.named_modules():
-        if isinstance(m, types):
+        if isinstance(m, nn.Conv2d) or _has_madds(m):
             hooks.append(m.register_forward_pre_hook(
                 lambda mod, args, name=name: sizes.__setitem__(
                     name, (args[0].size(0), args[0].size(2), args[0].size(3)))))

@@ -158,7 +158,8 @@ def build_export_model(config, checkpoint: str, input_hw: Optional[Sequence[int]
 
     Raises:
         FileNotFoundError: Missing config or checkpoint.
-        ValueError: Unsupported ``default_scope`` or bad ``input_hw``.
+        ValueError: No ``model`` in the config, unsupported ``default_scope`` or
+            bad ``input_hw``.
         RuntimeError: The checkpoint does not fit the model (MMEngine's strict
             load names the missing / unexpected / mismatched keys).
     """
@@ -166,21 +167,11 @@ def build_export_model(config, checkpoint: str, input_hw: Optional[Sequence[int]
     from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
 
-    import mmdyn.models  # noqa: F401  (registrations and the safe checkpoint loader)
-    from mmdyn.apis.inference import task_of_config
+    from mmdyn.apis import task_of_config
+    from mmdyn.engine.config import load_config
 
-    if isinstance(config, Config):
-        cfg = config.copy()
-        config_path = cfg.filename
-    else:
-        config_path = os.fspath(config)
-        if not osp.isfile(config_path):
-            raise FileNotFoundError(f'config file not found: {config_path}')
-        cfg = Config.fromfile(config_path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if 'model' not in cfg:
-        raise ValueError(f'config {config_path} has no `model` field')
+    config_path = config.filename if isinstance(config, Config) else os.fspath(config)
+    cfg = load_config(config, cfg_options, require_model=True, data_root=False)
     checkpoint = os.fspath(checkpoint)
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')

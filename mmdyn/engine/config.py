@@ -62,12 +62,28 @@ def load_config(config: Union[str, os.PathLike, 'object'], cfg_options: Optional
     return cfg
 
 
+def _root(path: str) -> str:
+    """``path`` without trailing slashes: ``'data/coco/'`` and ``'data/coco'`` are
+    one root."""
+    return path.rstrip('/') or path
+
+
+def _reroot(path: str, old: str, new: str) -> Optional[str]:
+    """``path`` moved from under the root ``old`` to under ``new`` (``None`` if it
+    is not under ``old``). Joins with one ``/`` whatever the trailing slashes."""
+    if _root(path) == old:
+        return new
+    if path.startswith(old + '/'):
+        return osp.join(new, path[len(old):].lstrip('/'))
+    return None
+
+
 def _dataset_roots(node, found: list) -> None:
     """Append every ``data_root`` value under ``node`` (a dataloader's dataset,
-    wrappers and ``ConcatDataset`` lists included)."""
+    wrappers and ``ConcatDataset`` lists included), trailing slashes removed."""
     if isinstance(node, dict):
         if isinstance(node.get('data_root'), str):
-            found.append(node['data_root'])
+            found.append(_root(node['data_root']))
         for value in node.values():
             _dataset_roots(value, found)
     elif isinstance(node, (list, tuple)):
@@ -76,16 +92,16 @@ def _dataset_roots(node, found: list) -> None:
 
 
 def _replace_roots(node, old: str, new: str, key_filter=None):
-    """Return ``node`` with ``data_root == old`` set to ``new`` and, for
-    ``key_filter`` keys, string values starting with ``old`` re-rooted."""
+    """Return ``node`` with every ``data_root`` equal to the root ``old`` set to
+    ``new`` and, for ``key_filter`` keys, paths under ``old`` re-rooted."""
     if isinstance(node, dict):
         out = type(node)() if not hasattr(node, 'to_dict') else node
         for key, value in list(node.items()):
-            if key == 'data_root' and value == old:
+            if key == 'data_root' and isinstance(value, str) and _root(value) == old:
                 value = new
             elif isinstance(value, str) and key_filter and key in key_filter and \
-                    value.startswith(old):
-                value = new + value[len(old):]
+                    _reroot(value, old, new) is not None:
+                value = _reroot(value, old, new)
             else:
                 value = _replace_roots(value, old, new, key_filter)
             out[key] = value
@@ -126,10 +142,10 @@ def propagate_data_root(cfg) -> bool:
     for key in DATALOADERS:
         _dataset_roots(cfg.get(key) or {}, roots)
     distinct = sorted(set(roots))
-    if not distinct or distinct == [new]:
+    if not distinct or distinct == [_root(new)]:
         return False
     if len(distinct) > 1:
-        if new in distinct:
+        if _root(new) in distinct:
             return False  # the datasets were set one by one on purpose
         raise ValueError(f'data_root={new!r} cannot be applied: the dataloaders use several '
                          f'roots {distinct}; set each dataset\'s data_root instead')

@@ -1,7 +1,7 @@
 """Shared plumbing of the mmdyn convolution layers (pure PyTorch).
 
 Everything a dynamic convolution needs to look like ``nn.Conv2d`` from the
-outside lives here: argument validation with clear messages, the attributes
+outside lives here (argument checks: :mod:`mmdyn.utils.validation`): the attributes
 that ``mmcv.cnn.ConvModule`` reads, input checking, per-kernel initialisation,
 temperature handling, a BatchNorm that survives batch size 1 in training, and
 the shared parts of the closed-form MAdds every layer reports (``madds``).
@@ -22,9 +22,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdyn.utils.validation import IntOrPair, check_pair, check_positive_int, check_temperature
-# Re-exported for code outside mmdyn.ops that still imports it from here; new
-# code imports from mmdyn.utils.validation.
-from mmdyn.utils.validation import check_choice  # noqa: F401
 
 
 def conv_output_hw(in_hw, kernel_size, stride, padding, dilation) -> Tuple[int, int]:

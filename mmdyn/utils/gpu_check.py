@@ -641,8 +641,9 @@ def shapes_data(root: str, num_images: int) -> str:
 
 
 def demo_cfg_options(data_root: str) -> Dict[str, object]:
-    """Overrides that point the demo config at ``data_root`` with in-process loading."""
-    options = {}
+    """Overrides that point the demo config at ``data_root`` (top level and every
+    dataloader and evaluator) with in-process loading."""
+    options = {'data_root': data_root}
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         options[f'{loader}.dataset.data_root'] = data_root
         options[f'{loader}.num_workers'] = 0
@@ -659,16 +660,13 @@ def check_maskrcnn(device: torch.device, scale: Scale, work_dir: str) -> dict:
     missing = _openmmlab_missing(device)
     if missing:
         return skipped(missing)
-    import mmdyn.models  # noqa: F401  (registrations, safe checkpoint loading)
-    from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.registry import MODELS
     from mmengine.runner import Runner
 
+    from mmdyn.engine.config import load_config  # registrations, safe checkpoint loading
     data_root = shapes_data(osp.join(work_dir, 'shapes'), scale.det_images)
-    cfg = Config.fromfile(DEMO_CONFIG)
-    cfg.merge_from_dict(demo_cfg_options(data_root))
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_config(DEMO_CONFIG, demo_cfg_options(data_root), init_scope=True)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()

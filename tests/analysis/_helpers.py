@@ -4,6 +4,8 @@ import os.path as osp
 import subprocess
 import sys
 
+from conftest import tool_path
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 CLS_CFG = """default_scope = 'mmpretrain'
@@ -37,7 +39,8 @@ def write_cfg(tmp_path, name, conv_type=None, detector=False):
 
 
 def run_tool(script, *args, timeout=240):
-    """Run ``tools/<script>`` in a subprocess; return the CompletedProcess."""
+    """Run the tool ``script`` (``'get_flops.py'``, found under ``tools/`` by
+    :func:`conftest.tool_path`) in a subprocess; return the CompletedProcess."""
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', MPLBACKEND='Agg')
-    return subprocess.run([sys.executable, osp.join(REPO, 'tools', script), *map(str, args)],
+    return subprocess.run([sys.executable, tool_path(script), *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)

@@ -1,15 +1,13 @@
-"""tools/analyze_logs.py on generated MMEngine scalars.json logs."""
+"""tools/analysis_tools/analyze_logs.py on generated MMEngine scalars.json logs."""
 import json
-import os.path as osp
-import sys
 
 import pytest
 from PIL import Image
 
-from _helpers import REPO, run_tool
+from _helpers import run_tool
+from conftest import import_tool
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import analyze_logs  # noqa: E402
+analyze_logs = import_tool('analyze_logs')
 
 
 def _write_log(path, epochs=3, iters=4, base=1.0, val_key='accuracy/top1'):

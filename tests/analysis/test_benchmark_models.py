@@ -1,4 +1,4 @@
-"""tools/benchmark_models.py: one tiny end-to-end run (ResNet-18 at 32x32, static vs
+"""tools/analysis_tools/benchmark_models.py: one tiny end-to-end run (ResNet-18 at 32x32, static vs
 A2D2C+, memory processes included) and the pieces of mmdyn.analysis.benchmark.
 Timings are not asserted: they belong to the benchmark, not to unit tests."""
 import csv
@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import tool_path
 from mmdyn.analysis import benchmark as bm
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / 'tools' / 'benchmark_models.py'
+TOOL = tool_path('analysis_tools/benchmark_models')
 
 
 def test_quick_run_writes_table_json_csv_md(tmp_path):
     out = tmp_path / 'bench'
     proc = subprocess.run(
-        [sys.executable, str(TOOL), '--quick', '--threads', '1', '--repeats', '1',
+        [sys.executable, TOOL, '--quick', '--threads', '1', '--repeats', '1',
          '--warmup', '0', '--out', str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -48,7 +49,7 @@ def test_quick_run_writes_table_json_csv_md(tmp_path):
 
 
 def test_unknown_layer_is_rejected(tmp_path):
-    proc = subprocess.run([sys.executable, str(TOOL), '--layers', 'Nope', '--out',
+    proc = subprocess.run([sys.executable, TOOL, '--layers', 'Nope', '--out',
                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0 and "unknown layer(s) ['Nope']" in proc.stderr

@@ -1,14 +1,12 @@
-"""tools/get_flops.py on tiny generated configs (no dataset, no download)."""
-import os.path as osp
+"""tools/analysis_tools/get_flops.py on tiny generated configs (no dataset, no download)."""
 import re
-import sys
 
 import pytest
 
-from _helpers import REPO, run_tool, write_cfg
+from _helpers import run_tool, write_cfg
+from conftest import import_tool
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import get_flops  # noqa: E402
+get_flops = import_tool('get_flops')
 
 
 def _total(out):

@@ -1,17 +1,16 @@
-"""tools/visualize_coco_results.py on a tiny generated COCO set and fake results."""
+"""tools/analysis_tools/visualize_coco_results.py on a tiny generated COCO set and fake results."""
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from _helpers import REPO, run_tool
+from _helpers import run_tool
+from conftest import import_tool
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import visualize_coco_results as vcr  # noqa: E402
+vcr = import_tool('visualize_coco_results')
 
 
 @pytest.fixture

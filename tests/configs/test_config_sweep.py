@@ -1,4 +1,5 @@
-"""Sweep over every config under ``configs/`` (``_base_/`` and ``demo/`` excluded).
+"""Sweep over every config under ``configs/`` (found by globbing; ``_base_/`` and
+``demo/`` excluded: the demo configs have their own tests).
 
 For each config: ``Config.fromfile`` loads it (``pretrained`` left None, so
 nothing is read or downloaded), its model is built in the config's
@@ -81,7 +82,19 @@ def test_exact_path_is_a2d2c_plus_4x():
     assert cfg.train_cfg.max_epochs == 12
 
 
-@pytest.mark.parametrize('rel', [EXACT_PATH, 'configs/_base_/imagenet_resnet18.py'])
+#: Every file with a `pretrained` line: the model bases and the paper's detector.
+PRETRAINED_FILES = sorted(
+    p.relative_to(ROOT).as_posix() for p in CONFIG_DIR.rglob('*.py')
+    if '\npretrained = None\n' in p.read_text())
+
+
+def test_pretrained_files_found():
+    assert EXACT_PATH in PRETRAINED_FILES
+    assert 'configs/_base_/models/resnet18.py' in PRETRAINED_FILES
+    assert 'configs/_base_/models/mask-rcnn_r50_fpn.py' in PRETRAINED_FILES
+
+
+@pytest.mark.parametrize('rel', PRETRAINED_FILES)
 def test_pretrained_line(tmp_path, rel):
     """Setting `pretrained` in the file gives a Pretrained init_cfg (and, for the
     detector, mmdet's frozen_stages=1 / norm_eval=True); nothing is loaded here."""
@@ -89,15 +102,15 @@ def test_pretrained_line(tmp_path, rel):
     text = (ROOT / rel).read_text()
     assert text.count('\npretrained = None\n') == 1
     text = text.replace('\npretrained = None\n', "\npretrained = '/ckpt/r.pth'\n")
-    base = re.search(r"_base_ = '([^']*)'", text).group(1)
-    if '::' not in base:  # relative base: make it absolute for the copy in tmp_path
-        text = text.replace(f"'{base}'", repr(str((ROOT / rel).parent / base)), 1)
+    # relative bases: make them absolute for the copy in tmp_path
+    text = re.sub(r"'(\.\.?/[^']*\.py)'",
+                  lambda m: repr(str((ROOT / rel).parent / m.group(1))), text)
     path = tmp_path / Path(rel).name
     path.write_text(text)
     cfg = Config.fromfile(str(path))
     bb = cfg.model.backbone
     assert bb.init_cfg.type == 'Pretrained' and bb.init_cfg.checkpoint == '/ckpt/r.pth'
-    if cfg.get('default_scope', 'mmdet') == 'mmdet':
+    if cfg.model.type != 'ImageClassifier':  # the detectors
         assert bb.frozen_stages == 1 and bb.norm_eval is True
 
 
@@ -220,7 +233,7 @@ def test_config(rel):
 
 def test_seed_000_gtsrb_system():
     """ODConv + the multi-scale fusion neck + the adaptive loss, counts from the data."""
-    cfg = _load('configs/gtsrb/resnet18-odconv-4x-msff-adaptive-loss_8xb16_gtsrb.py')
+    cfg = _load('configs/msff/resnet18-odconv-4x-msff-adaptive-loss_8xb16_gtsrb.py')
     assert cfg.model.backbone.dyn_conv.type == 'ODConv'
     assert cfg.model.neck.type == 'MultiScaleFusionNeck' and cfg.model.neck.fusion == 'sum'
     assert tuple(cfg.model.neck.kernel_sizes) == (1, 3, 5, 7)

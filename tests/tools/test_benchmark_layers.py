@@ -1,4 +1,4 @@
-"""Smoke test of tools/benchmark_layers.py on one tiny configuration (timings are
+"""Smoke test of tools/analysis_tools/benchmark_layers.py on one tiny configuration (timings are
 not asserted: they belong to the benchmark, not to unit tests)."""
 import csv
 import json
@@ -6,13 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import tool_path
+
 ROOT = Path(__file__).resolve().parents[2]
+TOOL = tool_path('analysis_tools/benchmark_layers')
 
 
 def test_benchmark_writes_table_json_csv_md(tmp_path):
     out = tmp_path / 'bench'
     proc = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'benchmark_layers.py'), '--sizes', '7',
+        [sys.executable, TOOL, '--sizes', '7',
          '--batch-sizes', '2', '--repeats', '1', '--warmup', '0', '--layers', 'DyConv',
          'A2D2CPlus', 'A2D2CPlus[reference]', 'MSFF', 'DMC', 'AdaptiveEnhancement',
          'DMC[none,sum]', '--out', str(out)],
@@ -44,6 +47,6 @@ def test_benchmark_writes_table_json_csv_md(tmp_path):
 
 def test_benchmark_rejects_unknown_layer(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'benchmark_layers.py'), '--layers', 'Nope',
+        [sys.executable, TOOL, '--layers', 'Nope',
          '--out', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "unknown layer(s) ['Nope']" in proc.stderr

@@ -1,10 +1,9 @@
 """A checkpoint that does not fit the model is an error, not a metric:
 ``mmdyn.engine.check_state_dict_fits`` (missing / unexpected / shape-mismatched
 keys, optional keys excepted), ``tools/test.py`` and
-``tools/visualize_attention.py`` refusing it (and ``--allow-partial-checkpoint``),
-and ``tools/convert_static_to_dynamic.py`` failing when it does not inflate
+``tools/analysis_tools/visualize_attention.py`` refusing it (and ``--allow-partial-checkpoint``),
+and ``tools/model_converters/convert_static_to_dynamic.py`` failing when it does not inflate
 every backbone convolution (nothing written, no overwriting)."""
-import importlib.util
 import os
 import os.path as osp
 import sys
@@ -16,6 +15,7 @@ import torch.nn as nn
 
 import mmdyn.models  # noqa: F401
 from _tool_helpers import REPO, make_images, run
+from conftest import import_tool
 from mmdyn.engine import CheckpointMismatchError, check_state_dict_fits
 
 A2D2C = "dict(type='A2D2CPlus', kernel_num=2, num_points=8, sampling='fixed')"
@@ -204,17 +204,9 @@ def test_test_tool_refuses_missing_keys_and_the_flag_allows_them(tiny):
     assert '2 missing key(s)' in out and 'partial load allowed' in out
 
 
-def _import_tool(name):
-    spec = importlib.util.spec_from_file_location(f'_fit_{name}',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('which', ['static', 'partial'])
 def test_visualize_attention_refuses(tiny, which):
-    tool = _import_tool('visualize_attention')
+    tool = import_tool('visualize_attention')
     out = str(tiny['tmp'] / f'fig_{which}.png')
     argv = [tiny['config'], tiny['ckpts'][which], tiny['image'], '--out', out,
             '--shape', '32']
@@ -242,7 +234,7 @@ def static_cifar(tmp_path_factory):
 
 
 def _convert(*argv):
-    return _import_tool('convert_static_to_dynamic').main([str(a) for a in argv])
+    return import_tool('convert_static_to_dynamic').main([str(a) for a in argv])
 
 
 @pytest.mark.parametrize('args, expected', [

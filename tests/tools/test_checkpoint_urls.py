@@ -1,6 +1,6 @@
 """Checkpoints given as http:// URLs (served on 127.0.0.1 by a local
 http.server) to every mmdyn entry point: tools/train.py --resume, tools/test.py,
-tools/convert_static_to_dynamic.py, mmdyn.apis.load_model, mmdet's
+tools/model_converters/convert_static_to_dynamic.py, mmdyn.apis.load_model, mmdet's
 init_detector and mmpretrain's ImageClassificationInferencer. A good checkpoint
 loads; one whose pickle would create a marker file is refused, naming the
 global, and the marker never appears. The torch hub cache is under tmp_path."""
@@ -125,14 +125,9 @@ def test_mmdet_init_detector_with_url(site, tmp_path):
         init_detector(cfg, checkpoint=f'{site.url}/det_evil.pth', device='cpu')
 
 
-def test_converter_with_url_source(site, tmp_path):
-    import importlib.util
-
+def test_converter_with_url_source(site, tmp_path, load_tool):
     from mmpretrain.registry import MODELS
-    spec = importlib.util.spec_from_file_location(
-        '_url_converter', osp.join(REPO, 'tools', 'convert_static_to_dynamic.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('model_converters/convert_static_to_dynamic')
     static = MODELS.build(dict(type='MobileNetV2', widen_factor=0.25))
     torch.save(static.state_dict(), osp.join(site.root, 'mb.pth'))
     save_evil_checkpoint(osp.join(site.root, 'mb_evil.pth'), site.marker, static.state_dict())

@@ -103,6 +103,16 @@ def test_cuda_is_refused_clearly_without_a_gpu(tmp_path):
     assert not (tmp_path / 'gpu_check.json').exists()
 
 
+def test_module_entry_point_for_make_gpu_check():
+    """``make gpu-check`` runs ``python -m mmdyn.utils.gpu_check`` from the repository
+    root (no install needed there); the same options as tools/gpu_check.py."""
+    proc = subprocess.run([sys.executable, '-m', 'mmdyn.utils.gpu_check', '--help'], cwd=REPO,
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith('usage: ') and '--sections' in proc.stdout
+    assert proc.stdout == _tool('--help').stdout
+
+
 @pytest.mark.parametrize('name,message', [
     ('tpu', "not a device name"), ('mps', 'only cpu and cuda are checked')])
 def test_resolve_device_errors(name, message):

@@ -1,22 +1,12 @@
-"""Option handling of tools/train.py and tools/test.py, in process (no training)."""
-import importlib.util
+"""Option handling of tools/train.py and tools/test.py (library:
+mmdyn.engine.runner), in process (no training)."""
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
 from _tool_helpers import REPO, write_config
-
-sys.path.insert(0, osp.join(REPO, 'tools'))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'mmdyn_tool_{name}',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import import_tool
 
 
 @pytest.fixture
@@ -30,7 +20,7 @@ def build(tool, argv):
 
 
 def test_defaults_and_cfg_options(config):
-    train = load_tool('train')
+    train = import_tool('train')
     cfg = build(train, [config, '--cfg-options', 'train_cfg.max_iters=7'])
     assert cfg.work_dir == osp.join('./work_dirs', 'tiny_cls')
     assert cfg.train_cfg.max_iters == 7 and cfg.launcher == 'none'
@@ -38,7 +28,7 @@ def test_defaults_and_cfg_options(config):
 
 
 def test_amp_on_cpu_uses_bf16_wrapper(config):
-    train = load_tool('train')
+    train = import_tool('train')
     cfg = build(train, [config, '--amp'])
     if torch.cuda.is_available():
         assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
@@ -53,7 +43,7 @@ def test_amp_on_cpu_uses_bf16_wrapper(config):
 
 
 def test_auto_scale_lr_and_resume(config, tmp_path):
-    train = load_tool('train')
+    train = import_tool('train')
     cfg = build(train, [config, '--auto-scale-lr', '--resume'])
     assert cfg.auto_scale_lr.enable is True and cfg.auto_scale_lr.base_batch_size == 2
     assert cfg.resume is True and cfg.load_from is None
@@ -67,7 +57,7 @@ def test_auto_scale_lr_and_resume(config, tmp_path):
 
 
 def test_test_tool_options(config, tmp_path):
-    test = load_tool('test')
+    test = import_tool('test')
     ckpt = tmp_path / 'a.pth'
     ckpt.write_bytes(b'')
     cfg = build(test, [config, str(ckpt), '--show-dir', str(tmp_path / 'vis')])
@@ -81,7 +71,7 @@ def test_test_tool_options(config, tmp_path):
 def test_cfg_options_pretrained_reapplies_the_init_policy(tmp_path):
     """mmdyn configs derive init_cfg from `pretrained` at parse time; train.py
     re-applies it for --cfg-options pretrained=PATH (detector: also freezes)."""
-    train = load_tool('train')
+    train = import_tool('train')
     detector = osp.join(REPO, 'configs', 'mask_rcnn_r50_a2d2c_coco.py')
     ckpt = tmp_path / 'r50.pth'
     torch.save({'state_dict': {}}, ckpt)
@@ -90,8 +80,39 @@ def test_cfg_options_pretrained_reapplies_the_init_policy(tmp_path):
     cfg = build(train, [detector, '--cfg-options', f'pretrained={ckpt}'])
     assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
     assert cfg.model.backbone.frozen_stages == 1 and cfg.model.backbone.norm_eval is True
-    classifier = osp.join(REPO, 'configs', 'imagenet', 'resnet18-a2d2c-plus-4x_8xb32_in1k.py')
+    classifier = osp.join(REPO, 'configs', 'a2d2c', 'resnet18-a2d2c-plus-4x_8xb32_in1k.py')
     cfg = build(train, [classifier, '--cfg-options', f'pretrained={ckpt}'])
     assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
     with pytest.raises(FileNotFoundError, match='pretrained checkpoint not found'):
         build(train, [detector, '--cfg-options', f'pretrained={tmp_path / "missing.pth"}'])
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_cfg_options_data_root_reaches_every_dataloader(tool, config, tmp_path):
+    """Both tools read the config with mmdyn.engine.config.load_config: a new
+    top-level data_root (here from --cfg-options) re-roots every dataset."""
+    ckpt = tmp_path / 'a.pth'
+    ckpt.write_bytes(b'')
+    new_root = str(tmp_path / 'elsewhere')
+    argv = [config] + ([str(ckpt)] if tool == 'test' else []) + [
+        '--cfg-options', f'data_root={new_root}']
+    cfg = build(import_tool(tool), argv)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.data_root == new_root
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_explicit_dataloader_root_wins_over_the_top_level_one(tool, config, tmp_path):
+    """--cfg-options keeps MMEngine's semantics: a dataloader's own data_root given
+    on the command line is not re-rooted to the config's top-level data_root."""
+    ckpt = tmp_path / 'a.pth'
+    ckpt.write_bytes(b'')
+    top, own = str(tmp_path / 'top'), str(tmp_path / 'own')
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    argv = [config] + ([str(ckpt)] if tool == 'test' else []) + [
+        '--cfg-options', f'data_root={top}'] + [f'{key}.dataset.data_root={own}'
+                                                for key in loaders]
+    cfg = build(import_tool(tool), argv)
+    assert cfg.data_root == top
+    for key in loaders:
+        assert cfg[key].dataset.data_root == own

@@ -2,10 +2,10 @@
 
 Usage::
 
-    python tools/analyze_logs.py plot_curve LOG.json [LOG2.json ...]
+    python tools/analysis_tools/analyze_logs.py plot_curve LOG.json [LOG2.json ...]
         --keys loss accuracy/top1 coco/bbox_mAP --out curve.png
         [--legend NAME ...] [--title T]
-    python tools/analyze_logs.py cal_train_time LOG.json [LOG2.json ...]
+    python tools/analysis_tools/analyze_logs.py cal_train_time LOG.json [LOG2.json ...]
         [--include-outliers]
 
 A log is MMEngine's ``vis_data/scalars.json`` (or ``<timestamp>.json``): one JSON
@@ -23,10 +23,6 @@ import os.path as osp
 import sys
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
-
-_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
 
 
 class LogError(ValueError):

@@ -24,7 +24,7 @@ checked and reported as measured. Needs only torch (tqdm optional).
 
 Example::
 
-    python tools/benchmark_layers.py --batch-sizes 1 32 --repeats 5
+    python tools/analysis_tools/benchmark_layers.py --batch-sizes 1 32 --repeats 5
 """
 import argparse
 import csv
@@ -41,9 +41,8 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdyn.ops import LAYERS, MODULES  # noqa: E402
-from mmdyn.utils.gpu_check import interleaved_medians  # noqa: E402  (one timing loop)
+from mmdyn.ops import LAYERS, MODULES
+from mmdyn.utils.gpu_check import interleaved_medians  # one timing loop
 
 SHAPES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # (channels, spatial size)
 RATIOS = {'fwd_ms': 'fwd_x', 'fwd_bwd_ms': 'fwd_bwd_x', 'peak_mb': 'peak_x'}
@@ -215,7 +214,7 @@ def print_table(rows):
 
 
 def markdown_table(rows, env):
-    lines = [f'Measured with `tools/benchmark_layers.py` on {env["device_name"]} '
+    lines = [f'Measured with `tools/analysis_tools/benchmark_layers.py` on {env["device_name"]} '
              f'({env["device"]}, {env["threads"]} threads, torch {env["torch"]}).', '',
              '| layer | shape | B | fwd ms | fwd x | fwd+bwd ms | fwd+bwd x | peak MB | peak x |',
              '|---|---|---|---|---|---|---|---|---|']

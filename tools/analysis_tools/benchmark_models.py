@@ -10,10 +10,10 @@ how: ``mmdyn/analysis/benchmark.py`` and ``docs/benchmarks.md``.
 
 Examples::
 
-    python tools/benchmark_models.py --threads 2
-    python tools/benchmark_models.py --models resnet50 --layers A2D2CPlus ODConv
-    python tools/benchmark_models.py --device cuda --amp
-    python tools/benchmark_models.py --quick      # tiny smoke run (seconds)
+    python tools/analysis_tools/benchmark_models.py --threads 2
+    python tools/analysis_tools/benchmark_models.py --models resnet50 --layers A2D2CPlus ODConv
+    python tools/analysis_tools/benchmark_models.py --device cuda --amp
+    python tools/analysis_tools/benchmark_models.py --quick      # tiny smoke run (seconds)
 """
 import argparse
 import csv
@@ -22,9 +22,8 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdyn.analysis import benchmark as bm  # noqa: E402
-from mmdyn.ops import LAYERS  # noqa: E402
+from mmdyn.analysis import benchmark as bm
+from mmdyn.ops import LAYERS
 
 
 def parse_args(argv=None):

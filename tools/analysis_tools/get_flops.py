@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/get_flops.py CONFIG [--shape H W] [--batch 1] [--mode eval|train]
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--batch 1] [--mode eval|train]
         [--whole] [--cfg-options KEY=VALUE ...]
 
 The model is built WITHOUT any dataset (nothing is downloaded) and traced with
@@ -22,11 +22,6 @@ printed beside ours. See ``docs/analysis_tools.md``.
 """
 import argparse
 import os.path as osp
-import sys
-
-_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
 
 
 def parse_args(argv=None):
@@ -63,8 +58,8 @@ def _fmt_table(result, title: str) -> str:
         if params == 0 and madds == 0:
             continue
         lines.append(f'{name:<24}{params / 1e6:>12.3f}{madds / 1e9:>12.4f}{plain / 1e9:>14.4f}')
-    lines.append(f'{"total (params: model)":<24}{result.params / 1e6:>12.3f}{result.madds / 1e9:>12.4f}'
-                 f'{result.madds_mmengine / 1e9:>14.4f}')
+    lines.append(f'{"total (params: model)":<24}{result.params / 1e6:>12.3f}'
+                 f'{result.madds / 1e9:>12.4f}{result.madds_mmengine / 1e9:>14.4f}')
     missed = result.madds - result.madds_mmengine
     lines.append(f'plain mmengine FlopAnalyzer misses {missed / 1e9:.4f} GMAdds '
                  f'({100 * missed / max(result.madds, 1):.2f}% of the total)')
@@ -77,7 +72,8 @@ def main(argv=None):
     args = parse_args(argv)
     from mmdyn.analysis.complexity import (TraceError, build_model_from_cfg,
                                            count_complexity, detector_tensor_forward,
-                                           is_detector, load_config, match_paper_row)
+                                           is_detector, load_config)
+    from mmdyn.analysis.paper_figures import match_paper_row
     cfg = load_config(args.config, args.cfg_options)
     model = build_model_from_cfg(cfg)
     detector = is_detector(model)

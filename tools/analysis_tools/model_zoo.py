@@ -1,53 +1,50 @@
 #!/usr/bin/env python
-"""Write the model-zoo table: params and MAdds of every config in configs/.
+"""Write the model-zoo table: params and MAdds of every config in model-index.yml.
 
-For each config (``configs/**/*.py`` except ``_base_`` and ``demo``) the model
-is built without data and counted with :func:`mmdyn.analysis.count_complexity`
-(MMEngine's FlopAnalyzer plus mmdyn's handles, eval mode, batch 1):
-classifiers whole at 224x224 (ImageNet) or 32x32 (CIFAR), detectors'
+The configs are the ``Config`` entries of the metafiles that ``model-index.yml``
+imports (one ``configs/<method>/metafile.yml`` per method folder;
+tests/configs/test_model_index.py checks that every config file is listed). Each
+model is built without data and counted with :func:`mmdyn.analysis.count_complexity`
+(MMEngine's FlopAnalyzer plus mmdyn's handles, eval mode, batch 1): classifiers
+whole at 224x224 (ImageNet) or 32x32 (CIFAR, SVHN, GTSRB), detectors'
 backbone+neck at 800x1344 (MAdds) and the whole detector's parameters. The
 paper's and the official code's figures are printed beside ours where a row
-matches (:data:`mmdyn.analysis.complexity.PAPER_FIGURES`); "ours" accuracy cells
-stay empty until measured.
+matches (:mod:`mmdyn.analysis.paper_figures`); "ours" accuracy cells stay empty
+until measured.
 
 Usage::
 
-    python tools/model_zoo.py [--out docs/model_zoo.md] [--no-madds] [--filter STR]
+    python tools/analysis_tools/model_zoo.py [--out docs/model_zoo.md] [--no-madds] [--filter STR]
 """
 import argparse
-import glob
 import os.path as osp
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+MODEL_INDEX = osp.join(ROOT, 'model-index.yml')
 
-
-#: Published top-1 accuracies (%) of the seeds' other systems, by config file stem
-#: (the abstract of seeds/001; the blog of seeds/000, a validation split).
-PAPER_ACCURACY = {
-    'dmc-resnet18_8xb16_cifar10': (96.85, 'DMC paper (seeds/001)'),
-    'dmc-resnet18_8xb16_cifar100': (82.39, 'DMC paper (seeds/001)'),
-    'dmc-resnet18_8xb16_svhn': (97.88, 'DMC paper (seeds/001)'),
-    'dmc-resnet18_8xb32_imagenette': (93.35, 'DMC paper (seeds/001)'),
-    'dmc-resnet18_8xb32_imagewoof': (85.93, 'DMC paper (seeds/001)'),
-    'resnet18-odconv-4x-msff-adaptive-loss_8xb16_gtsrb': (94.4, 'blog (seeds/000), val'),
-}
 #: Datasets whose configs count at 32x32 (the rest at 224x224).
 SMALL_INPUT_DATASETS = ('cifar', 'svhn', 'gtsrb')
 
 
-def list_configs(pattern: str = ''):
-    paths = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
-    skip = (osp.join('configs', '_base_'), osp.join('configs', 'demo'))
-    return [p for p in paths if not any(s in p for s in skip) and pattern in p]
+def list_configs(pattern: str = '', index: str = MODEL_INDEX):
+    """Absolute paths of the configs the metafiles of ``index`` list, sorted,
+    those whose path contains ``pattern``."""
+    import yaml
+    with open(index) as f:
+        metafiles = yaml.safe_load(f)['Import']
+    paths = []
+    for metafile in metafiles:
+        with open(osp.join(osp.dirname(index), metafile)) as f:
+            paths += [osp.join(ROOT, m['Config']) for m in yaml.safe_load(f)['Models']]
+    return sorted(p for p in paths if pattern in p)
 
 
 def count_config(path: str, madds: bool) -> dict:
     from mmdyn.analysis.complexity import (build_model_from_cfg, count_complexity,
-                                           is_detector, load_config, match_paper_row)
+                                           is_detector, load_config)
+    from mmdyn.analysis.paper_figures import PAPER_ACCURACY, match_paper_row
     cfg = load_config(path)
     model = build_model_from_cfg(cfg)
     row = dict(config=osp.relpath(path, ROOT),
@@ -64,10 +61,10 @@ def count_config(path: str, madds: bool) -> dict:
             row['madds_scope'] = f'{size}x{size}'
         row['madds'] = result.madds / 1e9
         row['madds_mmengine'] = result.madds_mmengine / 1e9
-    stem = osp.splitext(osp.basename(path))[0]
-    match = None if stem in PAPER_ACCURACY else match_paper_row(path)
+    match = match_paper_row(path)
     if match is not None:
         row['reference'] = match[1]
+    stem = osp.splitext(osp.basename(path))[0]
     if stem in PAPER_ACCURACY:
         top1, source = PAPER_ACCURACY[stem]
         row['reference'] = dict(row.get('reference', {}), top1=top1, source=source)
@@ -100,7 +97,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     paths = list_configs(args.filter)
     if not paths:
-        parser.error(f'no config under configs/ matches {args.filter!r}')
+        parser.error(f'no config of model-index.yml matches {args.filter!r}')
     rows = []
     for i, path in enumerate(paths, 1):
         start = time.time()

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/visualize_attention.py CONFIG CHECKPOINT IMAGE --out fig.png
+    python tools/analysis_tools/visualize_attention.py CONFIG CHECKPOINT IMAGE --out fig.png
         [--layer NAME] [--sampling random|fixed|none] [--shape H W] [--seed 0]
         [--cfg-options KEY=VALUE ...] [--allow-partial-checkpoint]
 
@@ -25,10 +25,6 @@ import argparse
 import os
 import os.path as osp
 import sys
-
-_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
 
 
 def parse_args(argv=None):
@@ -132,8 +128,9 @@ def main(argv=None):
     import torch
 
     from mmdyn.analysis import A2D2CAttentionRecorder, find_a2d2c_layers
-    from mmdyn.analysis.complexity import build_model_from_cfg, load_config
-    cfg = load_config(args.config, args.cfg_options)
+    from mmdyn.analysis.complexity import build_model_from_cfg
+    from mmdyn.engine.config import load_config
+    cfg = load_config(args.config, args.cfg_options, init_scope=True)
     model = build_model_from_cfg(cfg)
     if args.checkpoint.lower() != 'none':
         load_weights(model, args.checkpoint, args.allow_partial_checkpoint)

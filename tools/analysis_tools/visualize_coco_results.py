@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/visualize_coco_results.py IMAGES_DIR ANN.json RESULTS.bbox.json
+    python tools/analysis_tools/visualize_coco_results.py IMAGES_DIR ANN.json RESULTS.bbox.json
         [--segm RESULTS.segm.json] --out-dir DIR [--score-thr 0.3]
         [--max-images N] [--img-ids ID ...]
 
@@ -22,10 +22,6 @@ import os
 import os.path as osp
 import sys
 from collections import defaultdict
-
-_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
 
 
 def parse_args(argv=None):

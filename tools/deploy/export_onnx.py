@@ -21,10 +21,6 @@ import os.path as osp
 import pickle
 import sys
 
-_REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
-
 
 def parse_args(argv=None):
     from mmengine.config import DictAction

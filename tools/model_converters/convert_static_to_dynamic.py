@@ -24,7 +24,7 @@ atomically; it may not be ``SRC``, and an existing ``DST`` is kept unless
 
 Usage::
 
-    python tools/convert_static_to_dynamic.py SRC DST --dyn-conv A2D2CPlus \
+    python tools/model_converters/convert_static_to_dynamic.py SRC DST --dyn-conv A2D2CPlus \
         --kernel-num 4 [--depth 50] [--arch resnet|resnet_cifar|mobilenet_v2] \
         [--placement all_block_convs] [--widen-factor 1.0] [--prefix backbone.] \
         [--overwrite]
@@ -81,13 +81,13 @@ def convert(src: str, dst: str, args) -> List[str]:
             were inflated or copied, or a kernel shape does not fit; nothing is
             written.
     """
-    from mmdyn.models.backbones._inject import (count_inflated_convs, inflate_state_dict,
-                                                read_state_dict, strip_prefix)
+    from mmdyn.models.backbones.inflation import (count_inflated_convs, inflate_state_dict,
+                                                  read_state_dict, select_backbone_state)
     model = build_backbone(args)
     target = f'{dst} ({target_name(args)})'
     full = read_state_dict(src)
     try:
-        backbone_src, prefix = strip_prefix(full, args.prefix)
+        backbone_src, prefix = select_backbone_state(full, args.prefix)
         state, missing, unexpected = inflate_state_dict(model, backbone_src)
     except ValueError as err:
         raise ConversionError(f'cannot convert {src} into {target}: {err}') from None
