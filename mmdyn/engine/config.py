@@ -26,8 +26,11 @@ def load_config(config: Union[str, os.PathLike, 'object'], cfg_options: Optional
         require_model: Raise unless the config has a ``model`` field.
         init_scope: Also make ``cfg.default_scope`` (``'mmdet'`` when absent)
             the current default registry scope.
-        data_root: Make the top-level ``data_root`` reach every dataloader and
-            evaluator (:func:`propagate_data_root`).
+        data_root: Make the top-level ``data_root`` (of the file, then of
+            ``cfg_options``) reach every dataloader and evaluator
+            (:func:`propagate_data_root`); the other ``cfg_options`` are merged
+            after that, so an option that sets one dataset's ``data_root`` or one
+            evaluator's ``ann_file`` is kept as given.
 
     Returns:
         The ``mmengine.config.Config``.
@@ -50,10 +53,15 @@ def load_config(config: Union[str, os.PathLike, 'object'], cfg_options: Optional
     else:
         raise TypeError(f'config must be a file path or an mmengine Config, got '
                         f'{type(config).__name__}')
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    options = dict(cfg_options or {})
     if data_root:
-        propagate_data_root(cfg)
+        propagate_data_root(cfg)  # the file's own top-level data_root (a derived config)
+        if 'data_root' in options:
+            cfg.merge_from_dict({'data_root': options.pop('data_root')})
+            propagate_data_root(cfg)
+    # Merged last: an explicit ``train_dataloader.dataset.data_root=...`` (say) wins.
+    if options:
+        cfg.merge_from_dict(options)
     if require_model and 'model' not in cfg:
         raise ValueError(f'config {cfg.filename or "<Config>"} has no `model` field')
     if init_scope:

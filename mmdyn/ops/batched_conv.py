@@ -46,7 +46,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._base import conv_output_hw
+from ._base import DynamicConvBase, conv_output_hw
 
 #: Strategies for kernels given per sample (:func:`batched_dynamic_conv2d`).
 STRATEGIES = ('auto', 'grouped', 'loop', 'bmm')
@@ -125,7 +125,7 @@ STRATEGY_RULES = {
     'cpu': StrategyRule(
         batch1='loop', maps_max_positions=64, grouped_below_cin=8, grouped_min_positions=1024,
         grouped_below_kernel_elements=128 * 128 * 3 * 3, otherwise='loop',
-        source='tools/benchmark_layers.py on the 2-core CI machine (docs/benchmarks.md)'),
+        source='tools/analysis_tools/benchmark_layers.py on the 2-core CI machine (docs/benchmarks.md)'),
     'cuda': StrategyRule(
         batch1='loop', otherwise='grouped',
         source='not measured yet: run tools/gpu_check.py on a GPU (docs/gpu.md)'),
@@ -152,7 +152,7 @@ def select_strategy(x: torch.Tensor, kernel_shape, out_hw: Tuple[int, int],
     Rule: :data:`FORCED_STRATEGY` if set, else the :class:`StrategyRule` of
     ``x``'s device type in :data:`STRATEGY_RULES`. CUDA: ``loop`` at batch 1,
     else ``grouped`` (not measured yet). CPU (thresholds measured with
-    ``tools/benchmark_layers.py`` on the 2-core CI machine, ResNet-50 3x3
+    ``tools/analysis_tools/benchmark_layers.py`` on the 2-core CI machine, ResNet-50 3x3
     stage shapes at batch 32, figures in ``docs/benchmarks.md``):
 
     * batch 1 -> ``loop`` (a single plain convolution);
@@ -512,3 +512,40 @@ def export_safe_mixed_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Te
     if is_channels_last(x):
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+class KernelMixtureConv2d(DynamicConvBase):
+    """Base of the layers whose whole forward is "attention over a kernel bank":
+    ``mixed_kernel_conv2d(x, self.attention(x), weight, bias)`` (DynamicConv,
+    CondConv). A subclass defines ``attention(x) -> (B, K)`` and
+    ``attention_madds(h, w)`` (its per-sample attention cost) and gets ``forward``
+    and ``madds`` from here.
+    """
+
+    has_kernel_bank = True
+    strategies = MIX_STRATEGIES
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def attention_madds(self, height: int, width: int) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        if is_empty_batch(x):
+            return empty_batch_output(self, x)
+        return mixed_kernel_conv2d(x, self.attention(x), self.weight, self.bias, None,
+                                   self.stride, self.padding, self.dilation, self.groups,
+                                   self.strategy)
+
+    def madds(self, input_hw: Tuple[int, int], batch: int = 1, training: bool = False):
+        """Closed-form MAdds of one forward, by part: ``attention``
+        (``batch * attention_madds(H, W)``) and the mixture
+        (:meth:`~mmdyn.ops._base.DynamicConvBase.mixture_madds`)."""
+        h, w = input_hw
+        out_hw = self.output_size(h, w)
+        parts = {'attention': batch * self.attention_madds(h, w)}
+        strategy = self.madds_strategy(batch, out_hw, training, maps_ok=True)
+        parts.update(self.mixture_madds(batch, out_hw, strategy))
+        return parts

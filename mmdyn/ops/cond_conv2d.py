@@ -6,21 +6,18 @@ formulation). ``E`` expert kernels are mixed per sample by independent sigmoid
 routing weights ``r = sigmoid(FC(GAP(x)))`` (they do not sum to one), then the
 batch is convolved by :func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d`.
 """
-from typing import Dict, Tuple
-
 import torch
 import torch.nn as nn
 
 from mmdyn.utils.validation import check_choice, check_positive_int
 
-from ._base import DynamicConvBase, at_least_float32
-from .batched_conv import (MIX_STRATEGIES, empty_batch_output, is_empty_batch,
-                           mixed_kernel_conv2d)
+from ._base import at_least_float32
+from .batched_conv import KernelMixtureConv2d
 from .registry import register_layer
 
 
 @register_layer('CondConv')
-class CondConv2d(DynamicConvBase):
+class CondConv2d(KernelMixtureConv2d):
     """Conditionally parameterised convolution (drop-in ``nn.Conv2d``).
 
     Shapes: input ``(B, C_in, H, W)`` -> output ``(B, C_out, H', W')``.
@@ -37,9 +34,6 @@ class CondConv2d(DynamicConvBase):
             While traced or exported the layer runs the batch-agnostic path
             whatever the strategy (:func:`~mmdyn.ops.batched_conv.is_exporting`).
     """
-
-    has_kernel_bank = True
-    strategies = MIX_STRATEGIES
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=False, *, kernel_num: int = 4,
@@ -63,22 +57,6 @@ class CondConv2d(DynamicConvBase):
         """Routing weights ``sigmoid(FC(GAP(x)))``, shape ``(B, E)``."""
         return torch.sigmoid(at_least_float32(self.routing(self.dropout(x.mean((2, 3))))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        if is_empty_batch(x):
-            return empty_batch_output(self, x)
-        return mixed_kernel_conv2d(x, self.attention(x), self.weight, self.bias, None,
-                                   self.stride, self.padding, self.dilation, self.groups,
-                                   self.strategy)
-
-    def madds(self, input_hw: Tuple[int, int], batch: int = 1,
-              training: bool = False) -> Dict[str, int]:
-        """Closed-form MAdds of one forward, by part: GAP ``B*C_in*H*W`` and the
-        routing ``B*C_in*E`` (``attention``), then the mixture
-        (:meth:`~mmdyn.ops._base.DynamicConvBase.mixture_madds`)."""
-        h, w = input_hw
-        out_hw = self.output_size(h, w)
-        parts = {'attention': batch * self.in_channels * (h * w + self.kernel_num)}
-        strategy = self.madds_strategy(batch, out_hw, training, maps_ok=True)
-        parts.update(self.mixture_madds(batch, out_hw, strategy))
-        return parts
+    def attention_madds(self, height: int, width: int) -> int:
+        """Per sample: GAP ``C_in*H*W`` and the routing ``C_in*E``."""
+        return self.in_channels * (height * width + self.kernel_num)

@@ -8,8 +8,6 @@ mixed with the same ``π`` and the batch is convolved by the shared
 :func:`~mmdyn.ops.batched_conv.mixed_kernel_conv2d`. The paper anneals T from
 30 to 1 over the first 10 epochs (``TemperatureAnnealHook``).
 """
-from typing import Dict, Tuple
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -17,14 +15,13 @@ import torch.nn.functional as F
 from mmdyn.utils.validation import (check_choice, check_fraction, check_positive_int,
                                     check_temperature)
 
-from ._base import DynamicConvBase, TemperatureMixin, at_least_float32
-from .batched_conv import (MIX_STRATEGIES, empty_batch_output, is_empty_batch,
-                           mixed_kernel_conv2d)
+from ._base import TemperatureMixin, at_least_float32
+from .batched_conv import KernelMixtureConv2d
 from .registry import register_layer
 
 
 @register_layer('DyConv')
-class DynamicConv2d(TemperatureMixin, DynamicConvBase):
+class DynamicConv2d(TemperatureMixin, KernelMixtureConv2d):
     """Dynamic convolution (Chen et al., CVPR 2020), a drop-in ``nn.Conv2d``.
 
     Shapes: input ``(B, C_in, H, W)`` -> output ``(B, C_out, H', W')``.
@@ -43,9 +40,6 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
             While traced or exported the layer runs the batch-agnostic path
             whatever the strategy (:func:`~mmdyn.ops.batched_conv.is_exporting`).
     """
-
-    has_kernel_bank = True
-    strategies = MIX_STRATEGIES
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=False, *, kernel_num: int = 4,
@@ -73,23 +67,8 @@ class DynamicConv2d(TemperatureMixin, DynamicConvBase):
         z = self.fc2(F.relu(self.fc1(x.mean((2, 3)))))
         return torch.softmax(at_least_float32(z) / self.temperature, dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        if is_empty_batch(x):
-            return empty_batch_output(self, x)
-        return mixed_kernel_conv2d(x, self.attention(x), self.weight, self.bias, None,
-                                   self.stride, self.padding, self.dilation, self.groups,
-                                   self.strategy)
-
-    def madds(self, input_hw: Tuple[int, int], batch: int = 1,
-              training: bool = False) -> Dict[str, int]:
-        """Closed-form MAdds of one forward, by part: GAP ``B*C_in*H*W``, the MLP
-        ``B*(C_in*hidden + hidden*K)``, /T and softmax ``2*B*K`` (``attention``),
-        then the mixture (:meth:`~mmdyn.ops._base.DynamicConvBase.mixture_madds`)."""
-        h, w = input_hw
-        out_hw = self.output_size(h, w)
+    def attention_madds(self, height: int, width: int) -> int:
+        """Per sample: GAP ``C_in*H*W``, the MLP ``C_in*hidden + hidden*K``, /T and
+        softmax ``2*K``."""
         cin, hidden, num_k = self.in_channels, self.fc1.out_features, self.kernel_num
-        parts = {'attention': batch * (cin * h * w + cin * hidden + hidden * num_k + 2 * num_k)}
-        strategy = self.madds_strategy(batch, out_hw, training, maps_ok=True)
-        parts.update(self.mixture_madds(batch, out_hw, strategy))
-        return parts
+        return cin * height * width + cin * hidden + hidden * num_k + 2 * num_k

@@ -1,4 +1,4 @@
-"""A2D2C attention capture and tools/visualize_attention.py."""
+"""A2D2C attention capture and tools/analysis_tools/visualize_attention.py."""
 import pytest
 import torch
 import torch.nn as nn
