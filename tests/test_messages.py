@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import import_tool
+from _tools import import_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')

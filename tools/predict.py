@@ -14,7 +14,7 @@ selects the task. Per image it prints the top-k classes with probabilities
 folder inside a folder input) plus ``_pred`` (``cat.png`` -> ``cat_pred.png``;
 the input's format, PNG if Pillow cannot write it), and a counter
 (``cat_pred_1.png``) when two inputs have the same name or the name is taken
-by an input. No output ever overwrites an input (``mmdyn.output_paths``); each
+by an input. No output ever overwrites an input (``mmdyn.utils.output_paths``); each
 image's output path is printed. ``--json`` receives all results (it must not
 be an input either). An unreadable image is reported and skipped; the exit
 status is then 1. Bad arguments exit with 2.
@@ -62,7 +62,7 @@ def parse_args(argv=None):
         args.images = find_images(args.inputs)
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
-    from mmdyn.output_paths import OutputNamer, OutputPathError, check_output_path
+    from mmdyn.utils.output_paths import OutputNamer, OutputPathError, check_output_path
     inputs = [args.config, args.checkpoint] + [path for path, _ in args.images]
     try:
         check_output_path(args.json_file, inputs, '--json')

@@ -475,7 +475,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.annotated is None:
             self.show_error('nothing to save: open an image with a model loaded first')
             return False
-        from mmdyn.output_paths import OutputPathError, check_output_path
+        from mmdyn.utils.output_paths import OutputPathError, check_output_path
         try:
             check_output_path(path, [self.image_path], 'the result file')
         except OutputPathError as err:

@@ -28,7 +28,7 @@ from mmengine.dist import get_rank
 from mmdyn.datasets import check_dataset_paths
 from mmdyn.engine import CheckpointMismatchError, UnsafeCheckpointError
 from mmdyn.engine.runner import build_runner, build_test_config, run_test
-from mmdyn.output_paths import OutputPathError, check_output_path
+from mmdyn.utils.output_paths import OutputPathError, check_output_path
 
 
 def parse_args(argv=None):

@@ -46,11 +46,10 @@ import torch
 import torch.nn as nn
 
 from mmdyn.ops._base import conv2d_madds, conv_output_hw
-from .paper_figures import PAPER_FIGURES, match_paper_row  # re-exported
 
 __all__ = [
-    'PAPER_FIGURES', 'ComplexityResult', 'count_complexity', 'extra_op_handles',
-    'analytic_madds', 'analytic_model_madds', 'match_paper_row', 'TraceError'
+    'ComplexityResult', 'count_complexity', 'extra_op_handles', 'analytic_madds',
+    'analytic_model_madds', 'TraceError', 'build_model_from_cfg', 'is_detector'
 ]
 
 
@@ -357,39 +356,8 @@ def analytic_model_madds(model: nn.Module, input_shape: Sequence[int],
 
 
 # ----------------------------------------------------------------------------
-# Config helpers shared by the tools
+# Model helpers shared by the tools (configs: mmdyn.engine.load_config)
 # ----------------------------------------------------------------------------
-def load_config(path: str, cfg_options: Optional[dict] = None):
-    """Load an MMDetection / MMPretrain config and set its default scope.
-
-    Imports ``mmdyn.models`` (layer registrations) and sets the default scope
-    from ``cfg.default_scope`` (``'mmdet'`` when absent), as ``tools/train.py``.
-
-    Args:
-        path: Config file.
-        cfg_options: ``--cfg-options`` overrides.
-
-    Returns:
-        The :class:`mmengine.config.Config`.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-    """
-    import os.path as osp
-
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    import mmdyn.models  # noqa: F401
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return cfg
-
-
 def build_model_from_cfg(cfg) -> nn.Module:
     """Build ``cfg.model`` under the config's scope, without any dataset.
 

@@ -4,7 +4,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from conftest import tool_path
+from _tools import tool_path
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from _helpers import run_tool
-from conftest import import_tool
+from _tools import import_tool
 
 analyze_logs = import_tool('analyze_logs')
 

@@ -72,10 +72,11 @@ def test_recorder_errors():
 def tiny_setup(tmp_path_factory):
     import numpy as np
 
-    from mmdyn.analysis.complexity import build_model_from_cfg, load_config
+    from mmdyn.analysis.complexity import build_model_from_cfg
+    from mmdyn.engine.config import load_config
     tmp = tmp_path_factory.mktemp('va')
     cfg = write_cfg(tmp, 'r18_a2d2c_plus.py', 'A2D2CPlus')
-    model = build_model_from_cfg(load_config(cfg))
+    model = build_model_from_cfg(load_config(cfg, init_scope=True))
     ckpt = tmp / 'ckpt.pth'
     torch.save({'state_dict': model.state_dict()}, ckpt)
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tool_path
+from _tools import tool_path
 from mmdyn.analysis import benchmark as bm
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from _helpers import run_tool, write_cfg
-from conftest import import_tool
+from _tools import import_tool
 
 get_flops = import_tool('get_flops')
 

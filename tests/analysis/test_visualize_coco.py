@@ -8,7 +8,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from _helpers import run_tool
-from conftest import import_tool
+from _tools import import_tool
 
 vcr = import_tool('visualize_coco_results')
 

@@ -4,7 +4,7 @@ classifier config (static, A2D2C+ or DMC) on generated 32x32 images, random
 checkpoints, and the demo Mask R-CNN R18 A2D2C+ detector config.
 
 Import as ``from apis._inference_helpers import ...`` (``tests/`` is on
-``sys.path``, as for ``from conftest import import_tool``)."""
+``sys.path``, as for ``from _tools import import_tool``)."""
 import os
 import os.path as osp
 import warnings

@@ -1,5 +1,6 @@
-"""The shipped seed 000 / seed 001 configs, end to end on fixture files in the real
-formats: MMEngine Runner training (one short epoch), validation and test."""
+"""The shipped configs of the DMC paper and of the multi-scale fusion + adaptive loss
+system (docs/references.md), end to end on fixture files in the real formats: MMEngine
+Runner training (one short epoch), validation and test."""
 import os.path as osp
 
 import torch

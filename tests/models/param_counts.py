@@ -80,7 +80,7 @@ def count_params(arch: str, dyn_conv=None, **options) -> float:
 
 
 def table() -> str:
-    lines = ['| model | variant | ours (M) | paper, seed 003 (M) | official ODConv (M) |',
+    lines = ['| model | variant | ours (M) | A2D2C paper (M) | official ODConv (M) |',
              '|---|---|---|---|---|']
     for arch, label, dyn, opts, paper, official in ROWS:
         ours = count_params(arch, dyn, **opts)

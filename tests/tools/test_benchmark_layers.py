@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import tool_path
+from _tools import tool_path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = tool_path('analysis_tools/benchmark_layers')

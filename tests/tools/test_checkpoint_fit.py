@@ -15,7 +15,7 @@ import torch.nn as nn
 
 import mmdyn.models  # noqa: F401
 from _tool_helpers import REPO, make_images, run
-from conftest import import_tool
+from _tools import import_tool
 from mmdyn.engine import CheckpointMismatchError, check_state_dict_fits
 
 A2D2C = "dict(type='A2D2CPlus', kernel_num=2, num_points=8, sampling='fixed')"

@@ -16,7 +16,7 @@ from PIL import Image
 
 from apis._inference_helpers import (A2D2C, DEMO_DET, REPO, make_class_folders,
                                      save_random_checkpoint, write_config)
-from conftest import import_tool, tool_path
+from _tools import import_tool, tool_path
 
 CLASSES = ('blue', 'green', 'red')   # CustomDataset labels sorted folder names
 COUNTS = (3, 2, 4)

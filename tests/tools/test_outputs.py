@@ -1,5 +1,5 @@
 """No tool writes over a file it reads; outputs of one run get unique names
-(mmdyn.output_paths and the tools that use it)."""
+(mmdyn.utils.output_paths and the tools that use it)."""
 import hashlib
 import json
 import os
@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import import_tool
-from mmdyn.output_paths import (OutputNamer, OutputPathError, check_distinct_outputs,
+from _tools import import_tool
+from mmdyn.utils.output_paths import (OutputNamer, OutputPathError, check_distinct_outputs,
                                 check_output_path)
 
 

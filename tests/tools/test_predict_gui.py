@@ -12,7 +12,7 @@ from PIL import Image  # noqa: E402
 
 from apis._inference_helpers import (DEMO_DET, NAMES, make_class_folders,  # noqa: E402
                                      save_random_checkpoint, write_config, write_dmc_config)
-from conftest import import_tool  # noqa: E402
+from _tools import import_tool  # noqa: E402
 
 try:
     from PySide6 import QtCore, QtWidgets

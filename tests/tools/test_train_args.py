@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from _tool_helpers import REPO, write_config
-from conftest import import_tool
+from _tools import import_tool
 
 
 @pytest.fixture

@@ -196,7 +196,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmdyn.output_paths import OutputPathError, check_output_path
+    from mmdyn.utils.output_paths import OutputPathError, check_output_path
     try:
         if args.task == 'plot_curve':
             check_output_path(args.out, args.json_logs, '--out')

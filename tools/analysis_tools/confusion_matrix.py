@@ -68,7 +68,7 @@ def parse_args(argv=None):
     stem = osp.splitext(args.out)[0]
     args.json = stem + '.json' if args.json == '' else args.json
     args.csv = stem + '.csv' if args.csv == '' else args.csv
-    from mmdyn.output_paths import OutputPathError, check_distinct_outputs, check_output_path
+    from mmdyn.utils.output_paths import OutputPathError, check_distinct_outputs, check_output_path
     outputs = (('--out', args.out), ('--json', args.json), ('--csv', args.csv))
     try:
         for arg, path in outputs:

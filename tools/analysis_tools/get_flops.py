@@ -17,7 +17,7 @@ attention, patch means...). The plain MMEngine count is printed beside ours.
   image metadata) and reports clearly if it cannot be traced.
 
 When the config name matches a row of the paper's tables
-(``mmdyn.analysis.complexity.PAPER_FIGURES``), the published figures are
+(``mmdyn.analysis.paper_figures.PAPER_FIGURES``), the published figures are
 printed beside ours. See ``docs/analysis_tools.md``.
 """
 import argparse
@@ -72,9 +72,10 @@ def main(argv=None):
     args = parse_args(argv)
     from mmdyn.analysis.complexity import (TraceError, build_model_from_cfg,
                                            count_complexity, detector_tensor_forward,
-                                           is_detector, load_config)
+                                           is_detector)
     from mmdyn.analysis.paper_figures import match_paper_row
-    cfg = load_config(args.config, args.cfg_options)
+    from mmdyn.engine.config import load_config
+    cfg = load_config(args.config, args.cfg_options, init_scope=True)
     model = build_model_from_cfg(cfg)
     detector = is_detector(model)
     if args.shape is None:

@@ -42,10 +42,10 @@ def list_configs(pattern: str = '', index: str = MODEL_INDEX):
 
 
 def count_config(path: str, madds: bool) -> dict:
-    from mmdyn.analysis.complexity import (build_model_from_cfg, count_complexity,
-                                           is_detector, load_config)
+    from mmdyn.analysis.complexity import build_model_from_cfg, count_complexity, is_detector
     from mmdyn.analysis.paper_figures import PAPER_ACCURACY, match_paper_row
-    cfg = load_config(path)
+    from mmdyn.engine.config import load_config
+    cfg = load_config(path, init_scope=True)
     model = build_model_from_cfg(cfg)
     row = dict(config=osp.relpath(path, ROOT),
                params=sum(p.numel() for p in model.parameters()) / 1e6)

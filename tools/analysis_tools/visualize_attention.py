@@ -58,7 +58,7 @@ def parse_args(argv=None):
                      f'weights)')
     if len(args.shape) not in (1, 2):
         parser.error(f'--shape takes H W or one size, got {args.shape}')
-    from mmdyn.output_paths import OutputPathError, check_output_path
+    from mmdyn.utils.output_paths import OutputPathError, check_output_path
     try:
         check_output_path(args.out, (args.config, args.checkpoint, args.image), '--out')
     except OutputPathError as err:

@@ -141,7 +141,7 @@ def visualize(images_dir, ann, bbox, segm=None, out_dir='vis', score_thr=0.3,
     missing_ids = [i for i in ids if i not in coco.imgs]
     if missing_ids:
         raise ValueError(f'image ids not in {ann}: {missing_ids}')
-    from mmdyn.output_paths import OutputNamer
+    from mmdyn.utils.output_paths import OutputNamer
     # One PNG per image, named after it; never over an input (e.g. a PNG of
     # images_dir when out_dir is that folder) nor over another image's figure.
     namer = OutputNamer(out_dir, suffix='', inputs=[ann, bbox, segm] + [

@@ -57,7 +57,7 @@ def parse_args(argv=None):
         parser.error(f'checkpoint file not found: {args.checkpoint}')
     if osp.isdir(args.out):
         parser.error(f'--out {args.out} is a folder; expected the path of the .onnx file')
-    from mmdyn.output_paths import OutputPathError, check_output_path
+    from mmdyn.utils.output_paths import OutputPathError, check_output_path
     try:
         check_output_path(args.out, [args.config, args.checkpoint], '--out')
     except OutputPathError as err:
