@@ -40,6 +40,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
 
+from mmdyn.ops import LAYERS
+
 #: Model name -> (static mmpretrain config, dynamic config without ``dyn_conv``).
 MODELS = {
     'resnet18': (dict(type='ResNet', depth=18, out_indices=(3, ), style='pytorch'),
@@ -53,7 +55,7 @@ MODELS = {
 }
 STATIC = 'static'
 #: Layers of the default run (``static`` + every layer of ``mmdyn.ops.LAYERS``).
-DEFAULT_LAYERS = (STATIC, 'A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv', 'DCD')
+DEFAULT_LAYERS = (STATIC, *LAYERS)
 
 #: Issue-9 targets (ratios to static, CPU, 2 threads), checked and reported as measured.
 TARGETS = {
@@ -67,8 +69,13 @@ QUICK = dict(models=['resnet18'], layers=[STATIC, 'A2D2CPlus'], batch_sizes=[1, 
 
 
 def layer_config(layer: str, kernel_num: int) -> dict:
-    """``dyn_conv`` config of an mmdyn layer (DCD has no ``kernel_num``)."""
-    return dict(type=layer) if layer == 'DCD' else dict(type=layer, kernel_num=kernel_num)
+    """``dyn_conv`` config of an mmdyn layer (``kernel_num`` for the layers with a
+    kernel bank; DCD has none)."""
+    if layer not in LAYERS:
+        raise ValueError(f'unknown layer {layer!r}; expected one of {[STATIC, *LAYERS]}')
+    if LAYERS[layer].has_kernel_bank:
+        return dict(type=layer, kernel_num=kernel_num)
+    return dict(type=layer)
 
 
 def build_backbone(model: str, layer: str, kernel_num: int = 4) -> torch.nn.Module:

@@ -255,7 +255,7 @@ def layer_variants(kernel_num: int = 4, num_points: int = 100) -> Dict[str, Call
     """Name -> factory(channels) of every checked module (same-size 3x3 convs)."""
     variants = {}
     for alias, cls in LAYERS.items():
-        kwargs = {} if alias == 'DCD' else dict(kernel_num=kernel_num)
+        kwargs = dict(kernel_num=kernel_num) if cls.has_kernel_bank else {}
         if alias.startswith('A2D2C'):
             kwargs['num_points'] = num_points
         variants[alias] = functools.partial(_conv, cls, kwargs)
@@ -520,7 +520,7 @@ def dynamic_resnet(depth: int, conv: Optional[str], kernel_num: int = 4) -> nn.M
     if conv is None:
         return model
     cls = LAYERS[conv]
-    kwargs = {} if conv == 'DCD' else dict(kernel_num=kernel_num)
+    kwargs = dict(kernel_num=kernel_num) if cls.has_kernel_bank else {}
     for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
         for block in stage:
             for name in ('conv1', 'conv2', 'conv3'):
