@@ -31,6 +31,7 @@ TARGET_BBOX_MAP50 = 0.5
 
 
 def parse_args(argv=None):
+    from mmdyn.engine import cli
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--out-dir', default=osp.join(ROOT, 'outputs', 'demo'))
@@ -39,8 +40,7 @@ def parse_args(argv=None):
     parser.add_argument('--num-train', type=int, default=240)
     parser.add_argument('--num-val', type=int, default=60)
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file not found: {args.config}')
+    cli.check_config_path(parser, args.config)
     if args.max_iters is not None and args.max_iters < 1:
         parser.error('--max-iters must be >= 1')
     return args

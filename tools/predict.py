@@ -28,7 +28,7 @@ import sys
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from mmdyn.engine import cli
     parser = argparse.ArgumentParser(description='Predict classes or detections for images '
                                      '(mmdyn)')
     parser.add_argument('config', help='config file (default_scope mmpretrain or mmdet)')
@@ -42,17 +42,12 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', help='write the annotated images here')
     parser.add_argument('--json', dest='json_file', metavar='FILE',
                         help='write all results to this JSON file')
-    parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda[:N]'")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs')
-    parser.add_argument('--allow-partial-checkpoint', action='store_true',
-                        help='load a checkpoint that does not fit the model anyway (only '
-                        'the keys that fit, with a warning) instead of refusing it')
+    cli.add_device_option(parser)
+    cli.add_config_options(parser)
+    cli.add_partial_checkpoint_option(parser)
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file not found: {args.config}')
-    if not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint file not found: {args.checkpoint}')
+    cli.check_config_path(parser, args.config)
+    cli.check_checkpoint_path(parser, args.checkpoint, urls=False)
     if args.topk < 1:
         parser.error(f'--topk must be >= 1, got {args.topk}')
     if not 0.0 <= args.score_thr <= 1.0:

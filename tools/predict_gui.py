@@ -527,18 +527,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
 
 def parse_args(argv=None):
+    from mmdyn.engine import cli
     parser = argparse.ArgumentParser(description='Predictor GUI (mmdyn, PySide6)')
     parser.add_argument('--config', help='config file to load at start')
     parser.add_argument('--checkpoint', help='checkpoint file to load at start')
     parser.add_argument('--image', help='image to open at start')
-    parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda[:N]'")
+    cli.add_device_option(parser)
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='initial detection score threshold (default 0.3)')
     parser.add_argument('--screenshot', metavar='PNG',
                         help='render the window once, save it to this file and exit')
-    parser.add_argument('--allow-partial-checkpoint', action='store_true',
-                        help='load a checkpoint that does not fit the model anyway (only '
-                        'the keys that fit, with a warning) instead of refusing it')
+    cli.add_partial_checkpoint_option(parser)
     args = parser.parse_args(argv)
     if not 0.0 <= args.score_thr <= 1.0:
         parser.error(f'--score-thr must be in [0, 1], got {args.score_thr}')

@@ -18,15 +18,12 @@ one-line error with the counts and the first keys, exit status 1. With
 summary is logged as a warning. The work is done by :mod:`mmdyn.engine.runner`.
 """
 import argparse
-import os
-import os.path as osp
 import sys
 
-from mmengine.config import DictAction
 from mmengine.dist import get_rank
 
 from mmdyn.datasets import check_dataset_paths
-from mmdyn.engine import CheckpointMismatchError, UnsafeCheckpointError
+from mmdyn.engine import CheckpointMismatchError, UnsafeCheckpointError, cli
 from mmdyn.engine.runner import build_runner, build_test_config, run_test
 from mmdyn.utils.output_paths import OutputPathError, check_output_path
 
@@ -41,22 +38,13 @@ def parse_args(argv=None):
                         '(.pkl or .pickle) for offline evaluation')
     parser.add_argument('--show-dir', help='save the visualised predictions to this dir '
                         '(needs default_hooks.visualization in the config)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--allow-partial-checkpoint', action='store_true',
-                        help='load a checkpoint that does not fit the model anyway (only '
-                        'the keys that fit; the mismatch is logged as a warning) instead '
-                        'of refusing it')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    cli.add_config_options(parser)
+    cli.add_launcher_options(parser)
+    cli.add_partial_checkpoint_option(parser)
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if not osp.isfile(args.config):
-        parser.error(f'config file not found: {args.config}')
-    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint file not found: {args.checkpoint}')
+    cli.apply_local_rank(args)
+    cli.check_config_path(parser, args.config)
+    cli.check_checkpoint_path(parser, args.checkpoint)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out must be a .pkl or .pickle file, got {args.out}')
     try:

@@ -18,14 +18,10 @@ with a one-line error before anything is loaded. The work is done by
 :mod:`mmdyn.engine.runner`.
 """
 import argparse
-import os
-import os.path as osp
 import sys
 
-from mmengine.config import DictAction
-
 from mmdyn.datasets import check_dataset_paths
-from mmdyn.engine import CheckpointMismatchError
+from mmdyn.engine import CheckpointMismatchError, cli
 from mmdyn.engine.runner import build_runner, build_train_config, run_train
 
 
@@ -43,18 +39,11 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint; without a value, resume '
                         'from the latest checkpoint in the work dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs '
-                        '(xxx=yyy or xxx=[a,b] or xxx=(a,b))')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank (>= 2.0) or --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    cli.add_config_options(parser)
+    cli.add_launcher_options(parser)
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if not osp.isfile(args.config):
-        parser.error(f'config file not found: {args.config}')
+    cli.apply_local_rank(args)
+    cli.check_config_path(parser, args.config)
     return args, parser
 
 

@@ -27,8 +27,9 @@ from mmdyn.ops import LAYERS
 
 
 def parse_args(argv=None):
+    from mmdyn.engine import cli  # mmengine: only once the tool runs
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda[:N]'")
+    cli.add_device_option(parser)
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument('--models', nargs='+', default=None, choices=list(bm.MODELS),
                         help='default: all')

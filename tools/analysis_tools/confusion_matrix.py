@@ -30,7 +30,7 @@ import pickle
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from mmdyn.engine import cli
     parser = argparse.ArgumentParser(description='Confusion matrix of a classifier (mmdyn)')
     parser.add_argument('config', help='MMPretrain config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint to run the test set with')
@@ -49,20 +49,15 @@ def parse_args(argv=None):
     parser.add_argument('--csv', nargs='?', const='', default=None, metavar='FILE',
                         help='also write the matrix as CSV (default name: OUT with .csv)')
     parser.add_argument('--title', default=None, help='figure title')
-    parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda[:N]'")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs')
-    parser.add_argument('--allow-partial-checkpoint', action='store_true',
-                        help='load a checkpoint that does not fit the model anyway (only '
-                        'the keys that fit, with a warning) instead of refusing it')
+    cli.add_device_option(parser)
+    cli.add_config_options(parser)
+    cli.add_partial_checkpoint_option(parser)
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file not found: {args.config}')
+    cli.check_config_path(parser, args.config)
     if (args.checkpoint is None) == (args.results is None):
         parser.error('give either CHECKPOINT or --results RESULTS.pkl (exactly one)')
-    if args.checkpoint is not None and '://' not in args.checkpoint \
-            and not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint file not found: {args.checkpoint}')
+    if args.checkpoint is not None:
+        cli.check_checkpoint_path(parser, args.checkpoint)
     if args.results is not None and not osp.isfile(args.results):
         parser.error(f'results file not found: {args.results}')
     stem = osp.splitext(args.out)[0]

@@ -21,11 +21,10 @@ When the config name matches a row of the paper's tables
 printed beside ours. See ``docs/analysis_tools.md``.
 """
 import argparse
-import os.path as osp
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from mmdyn.engine import cli
     parser = argparse.ArgumentParser(description='Count params and MAdds (mmdyn)')
     parser.add_argument('config', help='config file path')
     parser.add_argument('--shape', type=int, nargs='+', default=None,
@@ -37,11 +36,9 @@ def parse_args(argv=None):
                         'samples M points)')
     parser.add_argument('--whole', action='store_true',
                         help='detectors: also trace the whole detector (mode=tensor)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs')
+    cli.add_config_options(parser)
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file not found: {args.config}')
+    cli.check_config_path(parser, args.config)
     if args.shape is not None and len(args.shape) not in (1, 2):
         parser.error(f'--shape takes H W or one size, got {args.shape}')
     if args.shape is not None and min(args.shape) < 1:

@@ -28,7 +28,7 @@ import sys
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from mmdyn.engine import cli
     parser = argparse.ArgumentParser(description='Visualise A2D2C sampled points and '
                                      'attention (mmdyn)')
     parser.add_argument('config', help='config file')
@@ -43,15 +43,12 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='seed of the point sampling')
     parser.add_argument('--list-layers', action='store_true',
                         help='print the A2D2C layer names and exit')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs')
-    parser.add_argument('--allow-partial-checkpoint', action='store_true',
-                        help='load a checkpoint that does not fit the model anyway (only '
-                        'the keys that fit, with a warning) instead of refusing it')
+    cli.add_config_options(parser)
+    cli.add_partial_checkpoint_option(parser)
     args = parser.parse_args(argv)
-    for path, what in ((args.config, 'config file'), (args.image, 'image')):
-        if not osp.isfile(path):
-            parser.error(f'{what} not found: {path}')
+    cli.check_config_path(parser, args.config)
+    if not osp.isfile(args.image):
+        parser.error(f'image not found: {args.image}')
     if args.checkpoint.lower() != 'none' and '://' not in args.checkpoint \
             and not osp.isfile(args.checkpoint):
         parser.error(f"checkpoint not found: {args.checkpoint} (use 'none' for random "

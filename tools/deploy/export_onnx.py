@@ -23,9 +23,8 @@ import sys
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
-
     from mmdyn.deploy.onnx import DEFAULT_OPSET, DEFAULT_RTOL, EXPORTERS
+    from mmdyn.engine import cli
     parser = argparse.ArgumentParser(
         description='Export an mmdyn classifier or detector backbone+neck to ONNX and '
         'compare onnxruntime with PyTorch')
@@ -48,13 +47,10 @@ def parse_args(argv=None):
                         f'default {DEFAULT_RTOL:g}')
     parser.add_argument('--skip-check', action='store_true',
                         help='do not run the onnxruntime comparison')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value pairs')
+    cli.add_config_options(parser)
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file not found: {args.config}')
-    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint file not found: {args.checkpoint}')
+    cli.check_config_path(parser, args.config)
+    cli.check_checkpoint_path(parser, args.checkpoint)
     if osp.isdir(args.out):
         parser.error(f'--out {args.out} is a folder; expected the path of the .onnx file')
     from mmdyn.utils.output_paths import OutputPathError, check_output_path
