@@ -518,12 +518,20 @@ class KernelMixtureConv2d(DynamicConvBase):
     """Base of the layers whose whole forward is "attention over a kernel bank":
     ``mixed_kernel_conv2d(x, self.attention(x), weight, bias)`` (DynamicConv,
     CondConv). A subclass defines ``attention(x) -> (B, K)`` and
-    ``attention_madds(h, w)`` (its per-sample attention cost) and gets ``forward``
-    and ``madds`` from here.
+    ``attention_madds(h, w)`` (its per-sample attention cost) and gets
+    ``reset_parameters``, ``forward`` and ``madds`` from here.
     """
 
     has_kernel_bank = True
     strategies = MIX_STRATEGIES
+
+    def reset_parameters(self) -> None:
+        """The kernel bank (``kernel_init``), then every child that has a
+        ``reset_parameters`` (the attention branch), in registration order."""
+        self.reset_kernel_bank()
+        for child in self.children():
+            if hasattr(child, 'reset_parameters'):
+                child.reset_parameters()
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

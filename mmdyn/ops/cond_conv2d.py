@@ -49,10 +49,6 @@ class CondConv2d(KernelMixtureConv2d):
         self.create_kernel_bank(kernel_num, bias)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        self.reset_kernel_bank()
-        self.routing.reset_parameters()
-
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """Routing weights ``sigmoid(FC(GAP(x)))``, shape ``(B, E)``."""
         return torch.sigmoid(at_least_float32(self.routing(self.dropout(x.mean((2, 3))))))

@@ -57,11 +57,6 @@ class DynamicConv2d(TemperatureMixin, KernelMixtureConv2d):
         self.create_kernel_bank(kernel_num, bias)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        self.reset_kernel_bank()
-        self.fc1.reset_parameters()
-        self.fc2.reset_parameters()
-
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """``softmax(FC(ReLU(FC(GAP(x)))) / T)``, shape ``(B, K)``, float32."""
         z = self.fc2(F.relu(self.fc1(x.mean((2, 3)))))
