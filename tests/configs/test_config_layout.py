@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mmengine.config import Config
+from _configs import config
 
 from mmdyn.analysis.paper_figures import PAPER_ACCURACY, match_paper_row
 
@@ -48,8 +48,8 @@ def test_variant_is_its_static_baseline_plus_dyn_conv(rel):
     temperature hook differ."""
     assert LAYER_TOKEN.search(Path(rel).name), rel
     static_rel = 'configs/static/' + LAYER_TOKEN.sub('-static_', Path(rel).name)
-    cfg = Config.fromfile(str(ROOT / rel)).to_dict()
-    static = Config.fromfile(str(ROOT / static_rel)).to_dict()
+    cfg = config(rel).to_dict()
+    static = config(static_rel).to_dict()
     backbone, static_backbone = cfg['model'].pop('backbone'), static['model'].pop('backbone')
     assert backbone['type'] == DYNAMIC_TYPE[static_backbone['type']]
     assert 'dyn_conv' in backbone and 'dyn_conv' not in static_backbone
@@ -79,9 +79,9 @@ def test_metafile(metafile):
         assert c['README'] == f'{folder.as_posix()}/README.md'
     readme = (ROOT / folder / 'README.md').read_text()
     for m in meta['Models']:
-        config = m['Config']
-        assert m['Name'] == Path(config).stem and m['In Collection'] in collections
-        assert config == EXACT_PATH or config.startswith(f'{folder.as_posix()}/'), config
+        path = m['Config']
+        assert m['Name'] == Path(path).stem and m['In Collection'] in collections
+        assert path == EXACT_PATH or path.startswith(f'{folder.as_posix()}/'), path
         assert set(m['Metadata']) == {'Training Data', 'Parameters', 'FLOPs'}
         assert m['Metadata']['Parameters'] > 0 and m['Metadata']['FLOPs'] > 0
         assert 'Weights' not in m  # no trained checkpoint is published
@@ -90,9 +90,9 @@ def test_metafile(metafile):
             assert result['Metrics'] == {'Top 1 Accuracy': PAPER_ACCURACY[m['Name']][0]}
         else:
             assert 'Results' not in m, m['Name']
-        link = Path(config).name if config.startswith(f'{folder.as_posix()}/') \
-            else f'../{Path(config).name}'
-        assert f'({link})' in readme, f'{config} not linked in {folder}/README.md'
+        link = Path(path).name if path.startswith(f'{folder.as_posix()}/') \
+            else f'../{Path(path).name}'
+        assert f'({link})' in readme, f'{path} not linked in {folder}/README.md'
 
 
 def test_metafile_counts_are_the_model_zoo_table():

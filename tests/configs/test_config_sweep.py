@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _configs import config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / 'configs'
@@ -49,9 +50,7 @@ def expected_layer(rel):
 
 
 def _load(rel):
-    from mmengine.config import Config
-    cfg = Config.fromfile(str(ROOT / rel))
-    return cfg
+    return config(rel)
 
 
 @pytest.fixture(scope='module', autouse=True)

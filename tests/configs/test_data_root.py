@@ -8,6 +8,7 @@ a config whose datasets use several roots on purpose cannot be moved at once.
 from pathlib import Path
 
 import pytest
+from _configs import config
 
 from mmdyn.engine.config import load_config
 
@@ -57,16 +58,16 @@ def test_configs_found():
 def test_one_top_level_data_root(rel):
     """Every dataset of the config is under its top-level ``data_root``, and a
     new ``data_root`` given as an option moves all of them."""
-    cfg = load_config(ROOT / rel)
+    cfg = load_config(config(rel))
     assert isinstance(cfg.get('data_root'), str), f'{rel}: no top-level data_root'
     _assert_under(cfg, cfg.data_root)
-    _assert_under(load_config(ROOT / rel, {'data_root': '/elsewhere/'}), '/elsewhere/')
+    _assert_under(load_config(config(rel), {'data_root': '/elsewhere/'}), '/elsewhere/')
 
 
 @pytest.mark.parametrize('rel', [COCO, IMAGENET, CIFAR])
 @pytest.mark.parametrize('root', ['/elsewhere/', '/elsewhere'])
 def test_cfg_options_data_root(rel, root):
-    cfg = load_config(ROOT / rel, {'data_root': root})
+    cfg = load_config(config(rel), {'data_root': root})
     _assert_under(cfg, root)
 
 
