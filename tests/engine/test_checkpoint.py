@@ -6,8 +6,9 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
+
+from _toys import ToyClassifier, ToyDataset
 
 import mmdyn.models  # noqa: F401  (installs the safe loader)
 from mmdyn.engine import (ALLOWED_CHECKPOINT_GLOBALS, UnsafeCheckpointError,
@@ -15,31 +16,15 @@ from mmdyn.engine import (ALLOWED_CHECKPOINT_GLOBALS, UnsafeCheckpointError,
 from mmdyn.ops import A2D2CPlusConv2d
 
 
-class ToyModel(BaseModel):
+class ToyModel(ToyClassifier):
 
     def __init__(self):
         super().__init__()
         self.conv = A2D2CPlusConv2d(3, 4, 3, padding=1, num_points=5)
         self.head = nn.Linear(4, 2)
 
-    def forward(self, inputs, labels=None, mode='tensor'):
-        inputs = torch.stack(inputs) if isinstance(inputs, list) else inputs
-        logits = self.head(self.conv(inputs).mean((2, 3)))
-        if mode == 'loss':
-            labels = torch.stack(labels) if isinstance(labels, list) else labels
-            return dict(loss=nn.functional.cross_entropy(logits, labels))
-        return logits
-
-
-class ToyDataset(torch.utils.data.Dataset):
-    metainfo = dict(classes=('a', 'b'))
-
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(i)
-        return dict(inputs=torch.randn(3, 8, 8, generator=g), labels=torch.tensor(i % 2))
+    def features(self, x):
+        return self.conv(x)
 
 
 def _runner(work_dir, max_iters, resume=False, load_from=None):

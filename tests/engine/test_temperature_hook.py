@@ -10,8 +10,9 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
-from mmengine.model import BaseModel
 from mmengine.runner import Runner
+
+from _toys import ToyClassifier, ToyDataset
 
 import mmdyn.models  # noqa: F401  (registrations + safe checkpoint loading)
 from mmdyn.engine import (CPUDistributedDataParallel, TemperatureAnnealHook,
@@ -21,7 +22,7 @@ from mmdyn.ops import A2D2CPlusConv2d, DynamicConv2d, ODConv2d
 START, END = 30.0, 1.0
 
 
-class ToyModel(BaseModel):
+class ToyModel(ToyClassifier):
     """Three mmdyn layers with a temperature and a linear head."""
 
     def __init__(self):
@@ -31,27 +32,8 @@ class ToyModel(BaseModel):
         self.odconv = ODConv2d(4, 4, 3, padding=1, kernel_num=2)
         self.head = nn.Linear(4, 2)
 
-    def forward(self, inputs, labels=None, mode='tensor'):
-        inputs = torch.stack(inputs) if isinstance(inputs, list) else inputs
-        feats = self.odconv(self.dyconv(self.a2d2c(inputs)))
-        logits = self.head(feats.mean((2, 3)))
-        if mode == 'loss':
-            labels = torch.stack(labels) if isinstance(labels, list) else labels
-            return dict(loss=nn.functional.cross_entropy(logits, labels))
-        if mode == 'predict':
-            return [dict(pred=logit) for logit in logits]
-        return logits
-
-
-class ToyDataset(torch.utils.data.Dataset):
-    metainfo = dict(classes=('a', 'b'))
-
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(i)
-        return dict(inputs=torch.randn(3, 8, 8, generator=g), labels=torch.tensor(i % 2))
+    def features(self, x):
+        return self.odconv(self.dyconv(self.a2d2c(x)))
 
 
 class CountMetric(BaseMetric):
