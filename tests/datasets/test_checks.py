@@ -74,6 +74,17 @@ def test_new_dataset_types_missing_root(tmp_path, dataset, layout):
     assert f'expected layout: {layout}' in message
 
 
+def _make(root, made):
+    """Create the files and (trailing ``/``) folders ``made`` under ``root``."""
+    for rel in made:
+        path = root / rel
+        if rel.endswith('/'):
+            path.mkdir(parents=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+
+
 @pytest.mark.parametrize('dataset,made,missing', [
     (dict(type='GTSRB'), [], 'Training'),
     (dict(type='GTSRB', split='test'), ['Training/00000/'], 'Final_Test/Images'),
@@ -88,13 +99,7 @@ def test_new_dataset_types_missing_root(tmp_path, dataset, layout):
 def test_new_dataset_types_missing_inside_root(tmp_path, dataset, made, missing):
     root = tmp_path / 'data'
     root.mkdir()
-    for rel in made:
-        path = root / rel
-        if rel.endswith('/'):
-            path.mkdir(parents=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
+    _make(root, made)
     with pytest.raises(FileNotFoundError) as info:
         check_dataset_paths(_loader_cfg('val', dict(dataset, data_root=str(root))),
                             splits=('val', ))
@@ -113,12 +118,6 @@ def test_new_dataset_types_missing_inside_root(tmp_path, dataset, made, missing)
 ], ids=['gtsrb-training', 'gtsrb-final-training', 'gtsrb-test-csv-in-images',
         'gtsrb-test-csv-in-root', 'svhn', 'imagewoof'])
 def test_new_dataset_types_present(tmp_path, dataset, made):
-    for rel in made:
-        path = tmp_path / rel
-        if rel.endswith('/'):
-            path.mkdir(parents=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
+    _make(tmp_path, made)
     check_dataset_paths(_loader_cfg('test', dict(dataset, data_root=str(tmp_path))),
                         splits=('test', ))  # no error
