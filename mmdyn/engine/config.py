@@ -99,25 +99,25 @@ def _dataset_roots(node, found: list) -> None:
             _dataset_roots(value, found)
 
 
-def _replace_roots(node, old: str, new: str, key_filter=None):
+def _replace_roots(node, old: str, new: str, path_keys=()):
     """Return ``node`` with every ``data_root`` equal to the root ``old`` set to
-    ``new`` and, for ``key_filter`` keys, paths under ``old`` re-rooted."""
+    ``new`` and the paths under ``old`` of ``path_keys`` keys re-rooted (dicts are
+    changed in place, lists and tuples rebuilt)."""
     if isinstance(node, dict):
-        out = type(node)() if not hasattr(node, 'to_dict') else node
         for key, value in list(node.items()):
             if key == 'data_root' and isinstance(value, str) and _root(value) == old:
-                value = new
-            elif isinstance(value, str) and key_filter and key in key_filter and \
-                    _reroot(value, old, new) is not None:
-                value = _reroot(value, old, new)
+                node[key] = new
+            elif key in path_keys and isinstance(value, str):
+                moved = _reroot(value, old, new)
+                if moved is not None:
+                    node[key] = moved
             else:
-                value = _replace_roots(value, old, new, key_filter)
-            out[key] = value
-        return out
+                node[key] = _replace_roots(value, old, new, path_keys)
+        return node
     if isinstance(node, list):
-        return [_replace_roots(v, old, new, key_filter) for v in node]
+        return [_replace_roots(v, old, new, path_keys) for v in node]
     if isinstance(node, tuple):
-        return tuple(_replace_roots(v, old, new, key_filter) for v in node)
+        return tuple(_replace_roots(v, old, new, path_keys) for v in node)
     return node
 
 
