@@ -49,10 +49,6 @@ def expected_layer(rel):
     raise AssertionError(f'{rel}: no layer token ({[t for t, _ in LAYER_TOKENS]}) in the name')
 
 
-def _load(rel):
-    return config(rel)
-
-
 @pytest.fixture(scope='module', autouse=True)
 def _setup():
     import mmdyn.models  # noqa: F401  (layers, backbones, hooks)
@@ -70,7 +66,7 @@ def test_configs_found():
 
 
 def test_exact_path_is_a2d2c_plus_4x():
-    cfg = _load(EXACT_PATH)
+    cfg = config(EXACT_PATH)
     assert cfg.pretrained is None
     bb = cfg.model.backbone
     assert bb.type == 'DynResNet' and bb.depth == 50
@@ -207,7 +203,7 @@ def _params(rel):
 @pytest.mark.parametrize('rel', [_params(r) for r in CONFIGS])
 def test_config(rel):
     t0 = time.perf_counter()
-    cfg = _load(rel)
+    cfg = config(rel)
     layer = _check_static(cfg, rel)
     scope, model = _build(cfg)
     found = _mmdyn_layers(model)
@@ -232,7 +228,7 @@ def test_config(rel):
 
 def test_seed_000_gtsrb_system():
     """ODConv + the multi-scale fusion neck + the adaptive loss, counts from the data."""
-    cfg = _load('configs/msff/resnet18-odconv-4x-msff-adaptive-loss_8xb16_gtsrb.py')
+    cfg = config('configs/msff/resnet18-odconv-4x-msff-adaptive-loss_8xb16_gtsrb.py')
     assert cfg.model.backbone.dyn_conv.type == 'ODConv'
     assert cfg.model.neck.type == 'MultiScaleFusionNeck' and cfg.model.neck.fusion == 'sum'
     assert tuple(cfg.model.neck.kernel_sizes) == (1, 3, 5, 7)
@@ -253,7 +249,7 @@ def test_seed_000_gtsrb_system():
     ('dmc-resnet18_8xb32_imagewoof', 'Imagewoof', 10, 'DMCResNet'),
 ])
 def test_seed_001_configs(name, dataset, classes, backbone):
-    cfg = _load(f'configs/dmc/{name}.py')
+    cfg = config(f'configs/dmc/{name}.py')
     assert cfg.model.backbone.type == backbone
     assert cfg.model.backbone.enhance.type == 'AdaptiveEnhancement'
     assert cfg.model.head.num_classes == classes == cfg.data_preprocessor.num_classes
