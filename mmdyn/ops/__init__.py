@@ -28,6 +28,8 @@ from .cond_conv2d import CondConv2d
 from .dcd_conv2d import DCDConv2d
 from .dynamic_conv2d import DynamicConv2d
 from .dynamic_mask_conv2d import DynamicMaskConv2d, dynamic_mask_conv2d
+from .kernel_warehouse import KernelWarehouse
+from .kw_conv2d import KWConv2d, KWLinear
 from .multi_scale_fusion import MultiScaleFeatureFusion
 from .odconv2d import ODConv2d
 
@@ -51,7 +53,7 @@ __all__ = [
     'LAYERS', 'batched_dynamic_conv2d', 'mixed_kernel_conv2d', 'mix_kernels', 'select_strategy',
     'STRATEGIES', 'MIX_STRATEGIES', 'sample_positions',
     'mean_input_patches', 'a2d2c_logits', 'a2d2c_attention', 'a2d2c_fast', 'a2d2c_reference',
-    'MODULES',
+    'MODULES', 'KernelWarehouse', 'KWLinear',
     'dynamic_mask_conv2d', 'export_safe_path', 'is_exporting', 'register_layer', 'create_conv2d',
     *sorted({cls.__name__ for cls in (*LAYERS.values(), *MODULES.values())})
 ]

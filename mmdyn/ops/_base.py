@@ -269,6 +269,12 @@ class TemperatureMixin:
     #: State-dict entries a checkpoint may lack (checked by mmdyn's loaders).
     optional_state_keys = ('temperature', )
 
+    @staticmethod
+    def check_temperature_value(value) -> float:
+        """Validate a temperature of this layer (finite and > 0 for a softmax or
+        sigmoid temperature; a layer with another kind overrides this)."""
+        return check_temperature(value)
+
     @property
     def temperature(self) -> float:
         """The attention temperature T (a finite float > 0)."""
@@ -285,7 +291,7 @@ class TemperatureMixin:
 
     def set_temperature(self, temperature: float) -> None:
         """Set the attention temperature (a finite float > 0)."""
-        value = check_temperature(temperature)
+        value = self.check_temperature_value(temperature)
         buffer = self._buffers.get('temperature')
         if buffer is None:
             self.register_buffer('temperature', torch.tensor(value, dtype=torch.float64))
@@ -311,7 +317,7 @@ class TemperatureMixin:
             self.__dict__['temperature_from_checkpoint'] = False
             return
         try:
-            value = check_temperature(self._buffers['temperature'])
+            value = self.check_temperature_value(self._buffers['temperature'])
         except (TypeError, ValueError) as err:
             error_msgs.append(f'{key}: invalid temperature in the checkpoint ({err})')
             self.set_temperature(previous)

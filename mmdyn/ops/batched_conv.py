@@ -496,21 +496,32 @@ def export_safe_mixed_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Te
         out = combine_maps(bank_maps(x, bank, bias_bank, stride, padding, dilation, groups),
                            attn)
     else:
-        # Every reshape names its sizes from tensor sizes (B) or constants: the
-        # TorchScript exporter then infers a symbolic batch for every value (``unflatten``
-        # defeats its inference, which falls back to the traced batch size downstream).
-        num_k, cout, cin_g, kh, kw = bank.shape
-        batch = x.size(0)
-        out_h, out_w = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
         kernels, bias = mix_kernels(attn, bank, bias_bank, spatial)   # (B, C_out, C_in/g, kh, kw)
-        kernels = kernels.reshape(batch, groups, cout // groups, cin_g * kh * kw)
-        cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
-        cols = cols.reshape(batch, groups, cin_g * kh * kw, out_h * out_w)
-        out = torch.matmul(kernels.to(cols.dtype), cols).reshape(batch, cout, out_h, out_w)
-        if bias is not None:
-            out = out + bias.to(out.dtype).reshape(batch, cout, 1, 1)
+        out = unfold_dynamic_conv2d(x, kernels, bias, stride, padding, dilation, groups)
     if is_channels_last(x):
         out = out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def unfold_dynamic_conv2d(x: torch.Tensor, kernels: torch.Tensor, bias: Optional[torch.Tensor],
+                          stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                          groups: int = 1) -> torch.Tensor:
+    """Per-sample kernels ``(B, C_out, C_in/g, kh, kw)`` (and bias ``(B, C_out)``)
+    applied by im2col (``F.unfold``) and one batched matrix product, in a
+    batch-agnostic form: every reshape names its sizes from tensor sizes (B) or
+    constants, so the TorchScript exporter infers a symbolic batch for every
+    value (``unflatten`` defeats its inference, which then falls back to the
+    traced batch size downstream). The export-safe path of the layers whose
+    kernels are per sample (ODConv, KernelWarehouse)."""
+    cout, cin_g, kh, kw = kernels.shape[1:]
+    batch = x.size(0)
+    out_h, out_w = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
+    kernels = kernels.reshape(batch, groups, cout // groups, cin_g * kh * kw)
+    cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+    cols = cols.reshape(batch, groups, cin_g * kh * kw, out_h * out_w)
+    out = torch.matmul(kernels.to(cols.dtype), cols).reshape(batch, cout, out_h, out_w)
+    if bias is not None:
+        out = out + bias.to(out.dtype).reshape(batch, cout, 1, 1)
     return out
 
 
