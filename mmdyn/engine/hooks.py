@@ -16,8 +16,15 @@ serves ``default_scope='mmdet'`` and ``default_scope='mmpretrain'`` alike::
     custom_imports = dict(imports=['mmdyn.models'], allow_failed_imports=False)
     custom_hooks = [dict(type='TemperatureAnnealHook', start_temperature=30.0,
                          end_temperature=1.0, anneal_epochs=10)]
+
+A layer family with another kind of temperature gets its own schedule through
+``layer_schedules``, keyed by its registered alias or class name, e.g.
+KernelWarehouse's mixing temperature τ, 1 -> 0 (Li, Yao, Chen, ICML 2024)::
+
+    custom_hooks = [dict(type='TemperatureAnnealHook', layer_schedules=dict(
+        KW=dict(start_temperature=1.0, end_temperature=0.0, anneal_epochs=20)))]
 """
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional, Union
 
 import torch.nn as nn
 from mmengine.hooks import Hook
@@ -85,9 +92,11 @@ def model_temperatures(model: nn.Module) -> List[float]:
             if callable(getattr(m, 'set_temperature', None))]
 
 
-def apply_legacy_temperature(model: nn.Module, temperature: float) -> int:
-    """Set ``temperature`` on the layers whose last ``load_state_dict`` found no
-    stored temperature (checkpoints written before mmdyn stored it).
+def apply_legacy_temperature(model: nn.Module,
+                             temperature: Union[float, Callable[[nn.Module], float]]) -> int:
+    """Set ``temperature`` (a value, or a function of the layer) on the layers
+    whose last ``load_state_dict`` found no stored temperature (checkpoints
+    written before mmdyn stored it).
 
     Returns:
         How many layers were set.
@@ -95,13 +104,78 @@ def apply_legacy_temperature(model: nn.Module, temperature: float) -> int:
     count = 0
     for module in unwrap_model(model).modules():
         if getattr(module, 'temperature_from_checkpoint', None) is False:
-            module.set_temperature(temperature)
+            module.set_temperature(temperature(module) if callable(temperature)
+                                   else temperature)
             module.__dict__['temperature_from_checkpoint'] = False  # still a legacy value
             count += 1
     return count
 
 
 _OWNER = 'TemperatureAnnealHook'  # the prefix of its argument errors
+
+
+def layer_schedule_keys(module: nn.Module) -> List[str]:
+    """The names a ``layer_schedules`` entry may use for ``module``: its class
+    name and, for a registered mmdyn layer, its alias (``'KW'``, ``'ODConv'``)."""
+    from mmdyn.ops import LAYERS, MODULES
+    keys = [type(module).__name__]
+    keys += [alias for table in (LAYERS, MODULES) for alias, cls in table.items()
+             if cls is type(module)]
+    return keys
+
+
+class _Schedule:
+    """One linear schedule ``start -> end`` over ``anneal_epochs`` epochs or
+    ``anneal_iters`` iterations (validated; the arguments of the hook)."""
+
+    def __init__(self, start_temperature: float, end_temperature: float, anneal_epochs: int,
+                 by_epoch: bool, anneal_iters: Optional[int], owner: str,
+                 allow_zero: bool = False):
+        check = (lambda name, value: _check_non_negative(name, value, owner)) if allow_zero \
+            else (lambda name, value: check_positive_number(name, value, owner=owner))
+        self.start = check('start_temperature', start_temperature)
+        self.end = check('end_temperature', end_temperature)
+        if self.start < self.end:
+            raise ValueError(
+                f'{owner}: start_temperature must be >= end_temperature (the temperature is '
+                f'annealed downwards), got start={start_temperature}, end={end_temperature}')
+        self.anneal_iters = (None if anneal_iters is None
+                             else check_positive_int('anneal_iters', anneal_iters, owner=owner))
+        if anneal_iters is None and not by_epoch:
+            raise ValueError(f'{owner}: by_epoch=False needs anneal_iters (the annealing '
+                             'length in iterations)')
+        self.anneal_epochs = check_positive_int('anneal_epochs', anneal_epochs, owner=owner)
+        self.by_epoch = bool(by_epoch) and anneal_iters is None
+
+    def total_iters(self, runner) -> int:
+        """The annealing length ``N`` in iterations for ``runner``.
+
+        Raises:
+            TypeError: ``by_epoch`` is set but the train dataloader has no length.
+        """
+        if self.anneal_iters is not None:
+            return self.anneal_iters
+        dataloader = runner.train_dataloader
+        try:
+            iters_per_epoch = len(dataloader)
+        except TypeError:
+            raise TypeError(
+                'TemperatureAnnealHook(by_epoch=True) needs the length of the train '
+                f'dataloader to convert anneal_epochs={self.anneal_epochs} into '
+                f'iterations, but {type(dataloader).__name__} has no len(); pass '
+                'anneal_iters instead') from None
+        if iters_per_epoch <= 0:
+            raise ValueError('TemperatureAnnealHook: the train dataloader is empty, '
+                             'cannot derive the annealing length from anneal_epochs')
+        return self.anneal_epochs * iters_per_epoch
+
+    def at(self, runner, n: int) -> float:
+        return annealed_temperature(n, self.total_iters(runner), self.start, self.end)
+
+
+def _check_non_negative(name: str, value, owner: str) -> float:
+    from mmdyn.utils.validation import check_number
+    return check_number(name, value, low=0.0, owner=owner)
 
 
 @HOOKS.register_module()
@@ -134,79 +208,98 @@ class TemperatureAnnealHook(Hook):
         anneal_iters: Length of the annealing phase in iterations; when
             given it takes precedence over ``anneal_epochs``/``by_epoch``
             (use it with ``IterBasedTrainLoop``). Default: None.
+        layer_schedules: Schedules of their own for some layer families,
+            ``{alias or class name: dict(start_temperature=..., end_temperature=...,
+            anneal_epochs=..., by_epoch=..., anneal_iters=...)}`` (missing keys
+            take the values above; a temperature may be 0 here, the layer
+            validates its own range). E.g. KernelWarehouse's τ:
+            ``dict(KW=dict(start_temperature=1.0, end_temperature=0.0,
+            anneal_epochs=20))``. Logged as ``train/temperature_<key>``.
+            Default: None.
 
     Raises:
-        ValueError / TypeError: A temperature is not a finite number > 0,
-            ``start_temperature < end_temperature``, or the annealing length
-            is not a positive int.
+        ValueError / TypeError: A temperature is not a finite number > 0 (>= 0
+            in ``layer_schedules``), ``start_temperature < end_temperature``,
+            the annealing length is not a positive int, or a
+            ``layer_schedules`` entry has an unknown key.
     """
 
     priority = 'NORMAL'
 
     def __init__(self, start_temperature: float = 30.0, end_temperature: float = 1.0,
                  anneal_epochs: int = 10, by_epoch: bool = True,
-                 anneal_iters: Optional[int] = None):
-        self.start_temperature = check_positive_number('start_temperature', start_temperature,
-                                                       owner=_OWNER)
-        self.end_temperature = check_positive_number('end_temperature', end_temperature,
-                                                     owner=_OWNER)
-        if self.start_temperature < self.end_temperature:
-            raise ValueError(
-                'TemperatureAnnealHook: start_temperature must be >= end_temperature '
-                f'(the temperature is annealed downwards), got start={start_temperature}, '
-                f'end={end_temperature}')
-        if anneal_iters is not None:
-            self.anneal_iters: Optional[int] = check_positive_int('anneal_iters', anneal_iters,
-                                                                  owner=_OWNER)
-        else:
-            self.anneal_iters = None
-            if not by_epoch:
-                raise ValueError('TemperatureAnnealHook: by_epoch=False needs anneal_iters '
-                                 '(the annealing length in iterations)')
-        self.anneal_epochs = check_positive_int('anneal_epochs', anneal_epochs, owner=_OWNER)
-        self.by_epoch = bool(by_epoch) and anneal_iters is None
-        self._total_iters: Optional[int] = None
+                 anneal_iters: Optional[int] = None,
+                 layer_schedules: Optional[Dict[str, dict]] = None):
+        self._default = _Schedule(start_temperature, end_temperature, anneal_epochs, by_epoch,
+                                  anneal_iters, _OWNER)
+        self.start_temperature, self.end_temperature = self._default.start, self._default.end
+        self.anneal_iters, self.anneal_epochs = self._default.anneal_iters, anneal_epochs
+        self.by_epoch = self._default.by_epoch
+        self.layer_schedules: Dict[str, _Schedule] = {}
+        known = ('start_temperature', 'end_temperature', 'anneal_epochs', 'by_epoch',
+                 'anneal_iters')
+        for key, spec in (layer_schedules or {}).items():
+            owner = f'{_OWNER}.layer_schedules[{key!r}]'
+            if not isinstance(spec, dict) or set(spec) - set(known):
+                raise ValueError(f'{owner}: expected a dict with keys from {known}, got '
+                                 f'{spec!r}')
+            args = dict(start_temperature=start_temperature, end_temperature=end_temperature,
+                        anneal_epochs=anneal_epochs, by_epoch=by_epoch,
+                        anneal_iters=anneal_iters, **spec)
+            self.layer_schedules[key] = _Schedule(owner=owner, allow_zero=True, **args)
         self._warned_no_layers = False
         self.current_temperature: Optional[float] = None
 
     # ----------------------------------------------------------------- schedule
+    def schedule_key(self, module: nn.Module) -> Optional[str]:
+        """The ``layer_schedules`` key that applies to ``module`` (None: default)."""
+        for key in layer_schedule_keys(module):
+            if key in self.layer_schedules:
+                return key
+        return None
+
+    def _schedule_of(self, module: nn.Module) -> '_Schedule':
+        key = self.schedule_key(module)
+        return self._default if key is None else self.layer_schedules[key]
+
+    def end_temperature_of(self, module: nn.Module) -> float:
+        """The end value of the schedule that applies to ``module``."""
+        return self._schedule_of(module).end
+
     def total_iters(self, runner) -> int:
-        """The annealing length ``N`` in iterations for ``runner``.
+        """The default schedule's annealing length ``N`` in iterations for ``runner``.
 
         Raises:
             TypeError: ``by_epoch`` is set but the train dataloader has no length.
         """
-        if self.anneal_iters is not None:
-            return self.anneal_iters
-        if self._total_iters is None:
-            dataloader = runner.train_dataloader
-            try:
-                iters_per_epoch = len(dataloader)
-            except TypeError:
-                raise TypeError(
-                    'TemperatureAnnealHook(by_epoch=True) needs the length of the train '
-                    f'dataloader to convert anneal_epochs={self.anneal_epochs} into '
-                    f'iterations, but {type(dataloader).__name__} has no len(); pass '
-                    'anneal_iters instead') from None
-            if iters_per_epoch <= 0:
-                raise ValueError('TemperatureAnnealHook: the train dataloader is empty, '
-                                 'cannot derive the annealing length from anneal_epochs')
-            self._total_iters = self.anneal_epochs * iters_per_epoch
-        return self._total_iters
+        return self._default.total_iters(runner)
 
     def temperature_at(self, runner, n: int) -> float:
-        """Temperature for global iteration ``n`` of ``runner``."""
-        return annealed_temperature(n, self.total_iters(runner), self.start_temperature,
-                                    self.end_temperature)
+        """Default-schedule temperature for global iteration ``n`` of ``runner``."""
+        return self._default.at(runner, n)
 
-    def _apply(self, runner, temperature: float) -> None:
-        count = set_model_temperature(runner.model, temperature)
+    def _apply(self, runner, n: int) -> None:
+        values: Dict[Optional[str], float] = {}
+        count = 0
+        for module in unwrap_model(runner.model).modules():
+            setter = getattr(module, 'set_temperature', None)
+            if not callable(setter):
+                continue
+            key = self.schedule_key(module)
+            if key not in values:
+                schedule = self._default if key is None else self.layer_schedules[key]
+                values[key] = schedule.at(runner, n)
+            setter(values[key])
+            count += 1
         if count == 0 and not self._warned_no_layers:
             runner.logger.warning('TemperatureAnnealHook: the model has no module with '
                                   'set_temperature(); the hook does nothing')
             self._warned_no_layers = True
-        self.current_temperature = temperature
-        runner.message_hub.update_scalar('train/temperature', temperature)
+        self.current_temperature = values.get(None, self.temperature_at(runner, n))
+        runner.message_hub.update_scalar('train/temperature', self.current_temperature)
+        for key, value in values.items():
+            if key is not None:
+                runner.message_hub.update_scalar(f'train/temperature_{key}', value)
 
     @staticmethod
     def _training(runner) -> bool:
@@ -216,23 +309,22 @@ class TemperatureAnnealHook(Hook):
     # -------------------------------------------------------------------- hooks
     def before_train(self, runner) -> None:
         """Set the temperature of the (possibly resumed) current iteration."""
-        self._total_iters = None  # the dataloader may differ between runs
-        self._apply(runner, self.temperature_at(runner, runner.iter))
+        self._apply(runner, runner.iter)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         """Set the temperature of iteration ``runner.iter`` before its forward."""
-        self._apply(runner, self.temperature_at(runner, runner.iter))
+        self._apply(runner, runner.iter)
 
     def _before_eval(self, runner) -> None:
         if self._training(runner):
-            self._apply(runner, self.temperature_at(runner, runner.iter))
+            self._apply(runner, runner.iter)
             return
-        count = apply_legacy_temperature(runner.model, self.end_temperature)
+        count = apply_legacy_temperature(runner.model, self.end_temperature_of)
         if count:
             runner.logger.warning(
                 f'TemperatureAnnealHook: {count} layer(s) were loaded from a checkpoint '
-                f'without a stored temperature; evaluating them with end_temperature='
-                f'{self.end_temperature:g}')
+                f'without a stored temperature; evaluating them with the end temperature '
+                f'of their schedule (end_temperature={self.end_temperature:g})')
         temperatures = model_temperatures(runner.model)
         if temperatures:
             self.current_temperature = temperatures[0]

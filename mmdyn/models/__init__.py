@@ -10,7 +10,7 @@ the safe checkpoint loader (:mod:`mmdyn.engine.checkpoint`).
 from mmdyn.engine import checkpoint as _checkpoint  # noqa: F401  (installs the loader)
 
 from .layers import LAYER_NAMES, build_dyn_conv_layer
-from . import backbones, losses, necks  # noqa: F401
+from . import backbones, heads, losses, necks  # noqa: F401
 from mmdyn.datasets import classification as _datasets  # noqa: F401  (GTSRB, SVHN, ...)
 
 __all__ = ['LAYER_NAMES', 'build_dyn_conv_layer']

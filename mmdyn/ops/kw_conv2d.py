@@ -204,7 +204,7 @@ class KWConv2d(TemperatureMixin, DynamicConvBase):
         hidden = max(int(self.in_channels * opts['reduction']), self.min_hidden)
         self.attention_net = KWAttention(self.in_channels, hidden, num_mixtures, num_cells,
                                          num_local, start, num_basis)
-        bias, _ = temperature_bias(num_mixtures, num_cells, start, ratio)
+        bias, self.assigned_cells = temperature_bias(num_mixtures, num_cells, start, ratio)
         self.register_buffer('temperature_bias', bias, persistent=False)
         end = start + cells_used(num_mixtures, ratio)
         self.cell_range = (start, end)

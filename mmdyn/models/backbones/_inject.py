@@ -33,11 +33,16 @@ import torch.nn as nn
 from ..layers import build_dyn_conv_layer
 from .block_plugins import add_block_plugins
 from .inflation import load_inflated_checkpoint
+from .kernel_warehouse import (build_warehouse_layers, freeze_warehouses, is_kernel_warehouse,
+                               mobilenet_v2_warehouse_names, resnet_warehouse_names)
 
 #: Names accepted in ``dyn_convs``.
 ALLOWED_CONVS = ('stem', 'conv1', 'conv2', 'conv3', 'downsample')
 #: Block convs replaced by default (and by ``all_block_convs``).
 BLOCK_CONVS = ('conv1', 'conv2', 'conv3')
+#: Convs replaced by default with KernelWarehouse (its official placement: the
+#: block convs and the strided ``downsample`` convs, see :mod:`.kernel_warehouse`).
+KW_CONVS = BLOCK_CONVS + ('downsample', )
 #: Names accepted in ``dyn_placement``.
 PRESETS = ('all_block_convs', 'initial', 'median', 'terminal')
 #: Default dynamic layer of the backbones.
@@ -108,6 +113,13 @@ def resolve_placement(num_stages: int, stage_with_dyn: Optional[Sequence[bool]] 
     return stage_with_dyn, tuple(dyn_convs)
 
 
+def check_dyn_conv(dyn_conv) -> None:
+    """Refuse a ``dyn_conv`` that is not a layer config dict with a ``type``."""
+    if dyn_conv is None or not isinstance(dyn_conv, dict) or 'type' not in dyn_conv:
+        raise TypeError(f'dyn_conv must be a layer config dict with a "type" key, '
+                        f'got {dyn_conv!r}')
+
+
 def make_dynamic(static: nn.Module, dyn_conv: dict) -> nn.Module:
     """Build the mmdyn layer ``dyn_conv`` with the geometry of ``static``.
 
@@ -145,17 +157,31 @@ class _DynBackboneMixin:
         dyn_conv_names (list[str]): Dotted names of the injected dynamic layers.
     """
 
+    #: ``sharing_range`` of KernelWarehouse when ``dyn_conv`` gives none.
+    kw_default_sharing: Tuple[str, ...] = ('layer', 'conv')
+
     def _inject(self, names: Iterable[str], dyn_conv: dict) -> None:
-        if dyn_conv is None or not isinstance(dyn_conv, dict) or 'type' not in dyn_conv:
-            raise TypeError(f'dyn_conv must be a layer config dict with a "type" key, '
-                            f'got {dyn_conv!r}')
+        check_dyn_conv(dyn_conv)
         self.dyn_conv_cfg = copy.deepcopy(dyn_conv)
-        self.dyn_conv_names = []
-        for name in names:
-            replace_conv(self, name, dyn_conv)
-            self.dyn_conv_names.append(name)
+        if is_kernel_warehouse(dyn_conv):
+            self.dyn_conv_names = build_warehouse_layers(
+                self, self._kw_names(list(names)), dyn_conv, self.kw_default_sharing)
+        else:
+            self.dyn_conv_names = []
+            for name in names:
+                replace_conv(self, name, dyn_conv)
+                self.dyn_conv_names.append(name)
         # Frozen stages were frozen before injection: freeze the new params too.
         self._freeze_stages()
+
+    def _kw_names(self, names: List[str]) -> Dict[str, str]:  # pragma: no cover - abstract
+        """``{conv name: official KernelWarehouse name}`` for the targets ``names``."""
+        raise NotImplementedError
+
+    def _freeze_stages(self) -> None:
+        """The parent's freezing, then the warehouses its frozen layers draw from."""
+        super()._freeze_stages()
+        freeze_warehouses(self)
 
     def dyn_modules(self) -> Dict[str, nn.Module]:
         """The injected dynamic layers by dotted name."""
@@ -242,6 +268,9 @@ class ResNetDynMixin(_DynBackboneMixin):
                  dyn_placement: Optional[str] = None,
                  block_plugins: Optional[Sequence[dict]] = None, **kwargs):
         check_out_indices(kwargs)
+        check_dyn_conv(dyn_conv)
+        if is_kernel_warehouse(dyn_conv) and dyn_convs is None and dyn_placement is None:
+            dyn_convs = KW_CONVS
         super().__init__(**kwargs)
         self.stage_with_dyn, self.dyn_convs = resolve_placement(
             self.num_stages, stage_with_dyn, dyn_convs, dyn_placement)
@@ -271,13 +300,17 @@ class ResNetDynMixin(_DynBackboneMixin):
                               if isinstance(m, nn.Conv2d)]
         return names
 
+    def _kw_names(self, names: List[str]) -> Dict[str, str]:
+        return resnet_warehouse_names(self, names)
+
 
 class MobileNetV2DynMixin(_DynBackboneMixin):
     """Turns a framework ``MobileNetV2`` into a dynamic one as official ODConv
     does (Li, Zhou, Yao, ICLR 2022; code OSVAI/ODConv): the stem ``conv1``
     and the classifier stay static; every pw/dw conv of the inverted residual
     blocks (``layer1``..``layer7``) and the last 1x1 conv (``conv2``) become
-    dynamic.
+    dynamic. KernelWarehouse (``dyn_conv=dict(type='KW', ...)``) follows its
+    own official placement, the stem included (:mod:`.kernel_warehouse`).
 
     Args:
         dyn_conv (dict): mmdyn layer config. Default:
@@ -286,8 +319,15 @@ class MobileNetV2DynMixin(_DynBackboneMixin):
             ``out_indices``, ``frozen_stages``, ``norm_eval``, ``init_cfg``...).
     """
 
+    kw_default_sharing = ('layer', 'pwconv')
+
     def __init__(self, *, dyn_conv: dict = DEFAULT_DYN_CONV, **kwargs):
         super().__init__(**kwargs)
         names = [f'{layer_name}.{n}' for layer_name in self.layers
                  for n, m in getattr(self, layer_name).named_modules() if isinstance(m, nn.Conv2d)]
         self._inject(names, dyn_conv)
+
+    def _kw_names(self, names: List[str]) -> Dict[str, str]:
+        """KernelWarehouse's official placement: the stem too (``names`` are
+        the ODConv placement, without it)."""
+        return mobilenet_v2_warehouse_names(self)

@@ -16,10 +16,11 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from mmdyn.ops import DCDConv2d
+from mmdyn.ops import DCDConv2d, KWConv2d
 from mmdyn.ops._base import DynamicConvBase
 from mmdyn.utils.state_dict import optional_state_keys, strip_prefix
 from .block_plugins import rename_legacy_plugin_keys
+from .kernel_warehouse import inflate_warehouse
 
 
 def select_backbone_state(state_dict: Mapping[str, torch.Tensor],
@@ -63,7 +64,10 @@ def inflate_state_dict(model: nn.Module, src: Mapping[str, torch.Tensor]
     bias bank ``(K, C_out)`` -> copied into every row. A DCD layer whose
     ``p.weight`` is absent from ``src`` (inflated from a static conv) gets its
     residual ``p`` and its ``fc_scale`` zeroed, so it outputs exactly the static
-    conv at init (``λ = hsigmoid2(0) = 1``, ``P = 0``). Block-plugin keys of
+    conv at init (``λ = hsigmoid2(0) = 1``, ``P = 0``). A KernelWarehouse layer
+    gets its static kernel cut into the cells its temperature-initialised
+    attention selects, at temperature 1 (exactly the static conv; refused for
+    ``cell_num_ratio < 1``: :func:`~.kernel_warehouse.inflate_warehouse`). Block-plugin keys of
     checkpoints written before the plugins had their own name
     (``drop_path.plugins.N``) are renamed first (:func:`rename_legacy_plugin_keys`).
 
@@ -79,8 +83,9 @@ def inflate_state_dict(model: nn.Module, src: Mapping[str, torch.Tensor]
     target = model.state_dict()
     src = remap_torchvision_mobilenet_v2(model, rename_legacy_plugin_keys(src))
     out = {}
+    consumed = inflate_warehouse(model, src, out)
     for key, value in src.items():
-        if key not in target:
+        if key not in target or key in out:
             continue
         want = target[key]
         if value.shape == want.shape:
@@ -100,7 +105,7 @@ def inflate_state_dict(model: nn.Module, src: Mapping[str, torch.Tensor]
     # init without being reported: a static checkpoint cannot hold them.
     optional = optional_state_keys(model)
     missing = [k for k in target if k not in out and k not in optional]
-    unexpected = [k for k in src if k not in target]
+    unexpected = [k for k in src if k not in target and k not in consumed]
     return out, missing, unexpected
 
 
@@ -159,12 +164,16 @@ def conv_weight_keys(model: nn.Module) -> List[str]:
     """The state-dict keys of every convolution kernel a static checkpoint of
     this backbone provides: the kernel (bank) ``weight`` of each mmdyn layer
     and of each ``nn.Conv2d`` that is not part of an mmdyn layer (attention
-    convolutions are new and excluded)."""
+    convolutions are new and excluded). A KernelWarehouse layer has no kernel
+    of its own: its ``temperature`` stands for it (written by the inflation
+    when its static kernel was found, copied from a KW checkpoint)."""
     dyn = [name for name, m in model.named_modules() if isinstance(m, DynamicConvBase)]
     keys = []
     for name, module in model.named_modules():
         inside = any(name.startswith(d + '.') for d in dyn)
-        if (name in dyn or (isinstance(module, nn.Conv2d) and not inside)) \
+        if isinstance(module, KWConv2d):
+            keys.append(f'{name}.temperature')
+        elif (name in dyn or (isinstance(module, nn.Conv2d) and not inside)) \
                 and isinstance(getattr(module, 'weight', None), torch.Tensor):
             keys.append(f'{name}.weight')
     return keys
