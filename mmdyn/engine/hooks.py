@@ -245,7 +245,8 @@ class TemperatureAnnealHook(Hook):
                                  f'{spec!r}')
             args = dict(start_temperature=start_temperature, end_temperature=end_temperature,
                         anneal_epochs=anneal_epochs, by_epoch=by_epoch,
-                        anneal_iters=anneal_iters, **spec)
+                        anneal_iters=anneal_iters)
+            args.update(spec)
             self.layer_schedules[key] = _Schedule(owner=owner, allow_zero=True, **args)
         self._warned_no_layers = False
         self.current_temperature: Optional[float] = None
