@@ -211,8 +211,10 @@ class TemperatureAnnealHook(Hook):
         layer_schedules: Schedules of their own for some layer families,
             ``{alias or class name: dict(start_temperature=..., end_temperature=...,
             anneal_epochs=..., by_epoch=..., anneal_iters=...)}`` (missing keys
-            take the values above; a temperature may be 0 here, the layer
-            validates its own range). E.g. KernelWarehouse's τ:
+            take the values above, except that an entry's ``anneal_epochs``
+            without ``anneal_iters`` is a length in epochs even when the hook's
+            own length is ``anneal_iters``; a temperature may be 0 here, the
+            layer validates its own range). E.g. KernelWarehouse's τ:
             ``dict(KW=dict(start_temperature=1.0, end_temperature=0.0,
             anneal_epochs=20))``. Logged as ``train/temperature_<key>``.
             Default: None.
@@ -238,14 +240,23 @@ class TemperatureAnnealHook(Hook):
         self.layer_schedules: Dict[str, _Schedule] = {}
         known = ('start_temperature', 'end_temperature', 'anneal_epochs', 'by_epoch',
                  'anneal_iters')
+        if not isinstance(layer_schedules or {}, dict):
+            raise TypeError(f'{_OWNER}: layer_schedules must be a dict {{layer alias or class '
+                            f'name: schedule dict}}, got {layer_schedules!r}')
         for key, spec in (layer_schedules or {}).items():
             owner = f'{_OWNER}.layer_schedules[{key!r}]'
-            if not isinstance(spec, dict) or set(spec) - set(known):
-                raise ValueError(f'{owner}: expected a dict with keys from {known}, got '
-                                 f'{spec!r}')
+            if not isinstance(spec, dict):
+                raise TypeError(f'{owner}: expected a dict with keys from {known}, got '
+                                f'{spec!r}')
+            unknown = sorted(set(spec) - set(known))
+            if unknown:
+                raise ValueError(f'{owner}: unknown key(s) {unknown}; known: '
+                                 f'{", ".join(known)}')
             args = dict(start_temperature=start_temperature, end_temperature=end_temperature,
                         anneal_epochs=anneal_epochs, by_epoch=by_epoch,
                         anneal_iters=anneal_iters)
+            if 'anneal_epochs' in spec and 'anneal_iters' not in spec:
+                args.update(anneal_iters=None, by_epoch=True)  # its own length, in epochs
             args.update(spec)
             self.layer_schedules[key] = _Schedule(owner=owner, allow_zero=True, **args)
         self._warned_no_layers = False

@@ -513,7 +513,7 @@ def unfold_dynamic_conv2d(x: torch.Tensor, kernels: torch.Tensor, bias: Optional
     value (``unflatten`` defeats its inference, which then falls back to the
     traced batch size downstream). The export-safe path of the layers whose
     kernels are per sample (ODConv, KernelWarehouse)."""
-    cout, cin_g, kh, kw = kernels.shape[1:]
+    cout, cin_g, kh, kw = (int(size) for size in kernels.shape[1:])  # constants in a graph
     batch = x.size(0)
     out_h, out_w = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     kernels = kernels.reshape(batch, groups, cout // groups, cin_g * kh * kw)

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from mmdyn.utils.validation import check_number
+from mmdyn.utils.validation import check_positive_number
 
 #: Options of a warehouse (defaults of the official code).
 WAREHOUSE_DEFAULTS = dict(cell_num_ratio=1.0, cell_inplane_ratio=1.0, cell_outplane_ratio=1.0,
@@ -42,7 +42,9 @@ def check_warehouse_options(options: dict, owner: str = 'KernelWarehouse') -> di
     """Validate and complete warehouse options (:data:`WAREHOUSE_DEFAULTS`).
 
     Raises:
-        ValueError: An unknown option or a ratio that is not a finite number > 0.
+        TypeError: A ratio that is not a number; ``spatial_partition`` not a bool.
+        ValueError: An unknown option or a ratio that is not a finite number > 0
+            (zero, negative, NaN or infinite).
     """
     unknown = sorted(set(options) - set(WAREHOUSE_DEFAULTS))
     if unknown:
@@ -51,7 +53,7 @@ def check_warehouse_options(options: dict, owner: str = 'KernelWarehouse') -> di
     out = dict(WAREHOUSE_DEFAULTS, **options)
     for key in ('cell_num_ratio', 'cell_inplane_ratio', 'cell_outplane_ratio', 'reduction',
                 'nonlocal_basis_ratio'):
-        out[key] = check_number(key, out[key], low=0, low_open=True, owner=owner)
+        out[key] = check_positive_number(key, out[key], owner=owner)
     if not isinstance(out['spatial_partition'], bool):
         raise TypeError(f'{owner}: spatial_partition must be a bool, got '
                         f'{out["spatial_partition"]!r}')
@@ -282,17 +284,23 @@ class KernelWarehouse(nn.Module):
             for shape in shapes:
                 g_s, g_o, g_i = partition_of(shape, cell)
                 total += g_s * g_o * g_i
-            num_cells = max(int(total * opts['cell_num_ratio']), 1)
+            ratio = opts['cell_num_ratio']
+            num_cells = max(int(total * ratio), 1)
+            claimed = sum(cells_used(g_s * g_o * g_i, ratio)
+                          for g_s, g_o, g_i in (partition_of(s, cell) for s in shapes))
+            if claimed != num_cells:
+                raise ValueError(
+                    f'warehouse {name!r}: the temperature initialisation gives its layers '
+                    f'{claimed} cells of their own but it holds {num_cells} '
+                    f'(cell_num_ratio={ratio}, cell_inplane_ratio='
+                    f'{opts["cell_inplane_ratio"]}, cell_outplane_ratio='
+                    f'{opts["cell_outplane_ratio"]}); below 1 use smaller cells, '
+                    f'cell_num_ratio >= cell_inplane_ratio * cell_outplane_ratio (the '
+                    f'official 1/2x: 0.5, 0.5, 0.5; 1/4x: 0.25, 0.5, 0.5), above 1 an integer')
             self.cells[name] = nn.Parameter(torch.empty(num_cells, *cell))
             start = 0
             for member in members:
                 start = member.bind(self, name, start)
-            if start != num_cells:
-                raise ValueError(
-                    f'warehouse {name!r}: its members initialise {start} of its {num_cells} '
-                    f'cells; cell_num_ratio={opts["cell_num_ratio"]} needs cell_inplane_ratio '
-                    f'and cell_outplane_ratio <= 1 with cell_num_ratio >= their inverse '
-                    f'product (official rule)')
         self.built = True
         self.reset_parameters()
 

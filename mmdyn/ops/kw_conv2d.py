@@ -13,13 +13,14 @@ linearly from 1 to 0 (``TemperatureAnnealHook`` with
 ``layer_schedules=dict(KW=...)``). Each sample's kernel is assembled from its
 ``m`` cell mixtures and applied with the shared batched routine.
 """
+import math
 from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdyn.utils.validation import check_choice, check_number, check_positive_int
+from mmdyn.utils.validation import check_choice, check_positive_int
 
 from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, at_least_float32,
                     batch_norm_madds, init_bias_)
@@ -164,12 +165,24 @@ class KWConv2d(TemperatureMixin, DynamicConvBase):
 
     @staticmethod
     def check_temperature_value(value) -> float:
-        """τ must be a finite number in ``[0, 1]``."""
-        value = check_number('temperature', float(value) if isinstance(value, torch.Tensor)
-                             else value, low=0.0, owner='KWConv2d')
-        if value > 1.0:
-            raise ValueError(f'KWConv2d: temperature must be in [0, 1], got {value}')
-        return value
+        """τ must be a number in ``[0, 1]``; like the other layers' temperatures,
+        anything ``float()`` accepts (a 0-d tensor, a numpy scalar).
+
+        Raises:
+            TypeError: Not a number.
+            ValueError: Outside ``[0, 1]``, NaN or infinite (as the other
+                layers' invalid temperatures, see ``TemperatureMixin``).
+        """
+        try:
+            number = float(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f'KWConv2d: temperature must be a number, got {value!r}') from None
+        if not 0.0 <= number <= 1.0:  # also refuses NaN
+            hint = (' (a TemperatureAnnealHook needs its own schedule for KW: '
+                    'layer_schedules=dict(KW=dict(start_temperature=1.0, '
+                    'end_temperature=0.0)))') if 1.0 < number < math.inf else ''
+            raise ValueError(f'KWConv2d: temperature must be in [0, 1], got {value!r}{hint}')
+        return number
 
     # ---------------------------------------------------------------- warehouse
     @property
@@ -254,14 +267,19 @@ class KWConv2d(TemperatureMixin, DynamicConvBase):
     def madds(self, input_hw: Tuple[int, int], batch: int = 1,
               training: bool = False) -> Dict[str, int]:
         """Closed-form MAdds of one forward, by part (``m`` mixtures, ``n``
-        cells, ``L = m(n+1)`` logits).
+        cells, ``L = m(n+1)`` logits), in the conventions of
+        :mod:`mmdyn.analysis.complexity` (the traced counter checks them).
 
         * ``attention``: GAP ``B*C_in*H*W``, FC1 ``B*C_in*hidden``, its
-          BatchNorm, FC2 ``B*hidden*|FC2|`` (non-local: + FC3 ``B*m*basis*
-          (n - n_local)`` and the bias ``B*L``), the normalisation ``3*B*L +
-          B*m`` and, for τ > 0, the blend ``2*B*L + L``;
+          BatchNorm (eval-mode cost at ``B = 1``, where ``SafeBatchNorm1d``
+          uses its running statistics), FC2 ``B*hidden*|FC2|`` (non-local: +
+          FC3 ``B*m*basis*(n - n_local)`` and the bias ``B*L``), the
+          normalisation ``2*B*L + B*m`` (``Σ|z|`` and the division, 1 per
+          logit each, ``+ 1e-3`` per mixture; ``abs`` is free) and, for τ > 0,
+          the blend ``2*B*L + L``;
         * ``assembly``: ``B*m*n*|cell|``;
-        * ``conv``: one static convolution per sample (``+ B*C_out*H'*W'`` bias).
+        * ``conv``: one static convolution per sample (the bias is not
+          counted, as for ``nn.Conv2d``).
         """
         h, w = input_hw
         out_hw = self.output_size(h, w)
@@ -270,8 +288,8 @@ class KWConv2d(TemperatureMixin, DynamicConvBase):
         logits = m * (n + 1)
         hidden = att.fc1.out_features
         attention = (b * self.in_channels * h * w + b * self.in_channels * hidden
-                     + batch_norm_madds(b * hidden, training) + b * hidden * att.out_logits
-                     + 3 * b * logits + b * m)
+                     + batch_norm_madds(b * hidden, training and b > 1)
+                     + b * hidden * att.out_logits + 2 * b * logits + b * m)
         if att.fc3 is not None:
             attention += b * m * att.num_basis * att.fc3.out_features + b * logits
         if self.temperature != 0.0:
@@ -279,10 +297,8 @@ class KWConv2d(TemperatureMixin, DynamicConvBase):
         cell = 1
         for size in self.cell_shape:
             cell *= size
-        conv = self.static_conv_madds(b, out_hw)
-        if self.bias is not None:
-            conv += b * self.out_channels * out_hw[0] * out_hw[1]
-        return dict(attention=attention, assembly=b * m * n * cell, conv=conv)
+        return dict(attention=attention, assembly=b * m * n * cell,
+                    conv=self.static_conv_madds(b, out_hw))
 
 
 class KWLinear(nn.Module):

@@ -10,7 +10,7 @@ import torch.nn as nn
 from mmdyn.analysis import (PAPER_FIGURES, TraceError, analytic_madds, count_complexity,
                             match_paper_row)
 from mmdyn.ops import (A2D2CConv2d, A2D2CPlusConv2d, CondConv2d, DCDConv2d, DynamicConv2d,
-                       ODConv2d)
+                       KernelWarehouse, KWConv2d, ODConv2d)
 
 HW = (10, 10)
 
@@ -31,7 +31,29 @@ def _layers():
         'dyconv': DynamicConv2d(16, 32, 3, padding=1, bias=True),
         'condconv': CondConv2d(16, 32, 3, padding=1),
         'dcd': DCDConv2d(16, 32, 3, stride=2, padding=1),
+        'kw': KWConv2d(16, 32, 3, padding=1),
+        'kw_blend_bias_s2': KWConv2d(16, 32, 3, stride=2, padding=1, bias=True, temperature=0.5),
+        'kw_dw': KWConv2d(16, 16, 3, padding=1, groups=16),
+        'kw_4x_whole_kernel_cells': KWConv2d(16, 32, 3, padding=1, cell_num_ratio=4.0,
+                                             spatial_partition=False),
     }
+
+
+class _SharedKW(nn.Module):
+    """The first of two layers sharing a KW 1/2x warehouse with a non-local basis,
+    with the warehouse as a child (as in a backbone: the counter traces the cells as
+    parameters)."""
+
+    def __init__(self):
+        super().__init__()
+        self.warehouse = KernelWarehouse(cell_num_ratio=0.5, cell_inplane_ratio=0.5,
+                                         cell_outplane_ratio=0.5, nonlocal_basis_ratio=0.5)
+        self.layer = KWConv2d(16, 32, 3, padding=1, warehouse=self.warehouse)
+        self.other = KWConv2d(32, 32, 3, padding=1, warehouse=self.warehouse)
+        self.warehouse.build()
+
+    def forward(self, x):
+        return self.layer(x)
 
 
 CASES = [(name, mode, batch) for name in _layers() for mode in ('eval', 'train')
@@ -53,6 +75,23 @@ def test_traced_matches_analytic(name, mode, batch):
     assert extra_traced == pytest.approx(extra_ana, rel=0.02, abs=8)
     if name != 'static':
         assert extra_ana > 0
+
+
+@pytest.mark.parametrize('mode', ['eval', 'train'])
+@pytest.mark.parametrize('batch', [1, 3])
+@pytest.mark.parametrize('name', [n for n in _layers() if n.startswith('kw')] + ['kw_shared'])
+def test_kw_traced_equals_analytic_exactly(name, batch, mode):
+    """KW's formula follows its forward op by op (the normalisation, the blend, the
+    non-local basis, BatchNorm at batch 1): no tolerance."""
+    torch.manual_seed(0)
+    model = _SharedKW() if name == 'kw_shared' else _layers()[name]
+    layer = model.layer if name == 'kw_shared' else model
+    assert name != 'kw_shared' or layer.attention_net.fc3 is not None
+    res = count_complexity(model, (batch, 16, *HW), mode=mode)
+    ana = analytic_madds(layer, HW, batch=batch, training=mode == 'train')
+    assert res.unsupported_ops == {}, res.unsupported_ops
+    assert res.madds == ana['total']
+    assert res.by_operator['conv'] == ana['conv']
 
 
 def test_a2d2c_cost_breakdown_matches_reference_formula():

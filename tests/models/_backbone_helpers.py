@@ -4,8 +4,16 @@ from mmdyn.ops import LAYERS
 
 
 def layer_cfg(name: str, kernel_num: int = 4) -> dict:
-    """Config of an mmdyn layer; DCD has no kernel_num."""
-    return dict(type=name) if name == 'DCD' else dict(type=name, kernel_num=kernel_num)
+    """Config of an mmdyn layer; the layers without a kernel bank (DCD, KW)
+    have no kernel_num."""
+    bank = LAYERS[name].has_kernel_bank
+    return dict(type=name, kernel_num=kernel_num) if bank else dict(type=name)
+
+
+def kernel_of(layer):
+    """The trained kernel parameter of an mmdyn layer: its kernel (bank), or
+    for KernelWarehouse the cells of the warehouse it draws from."""
+    return layer.cells if isinstance(layer, LAYERS['KW']) else layer.weight
 
 
 LAYER_NAMES = list(LAYERS)

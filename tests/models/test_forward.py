@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from _backbone_helpers import LAYER_NAMES, build_cls, build_det, forward_backward, layer_cfg
+from _backbone_helpers import (LAYER_NAMES, build_cls, build_det, forward_backward, kernel_of,
+                               layer_cfg)
 from mmdyn.ops import LAYERS
 
 
@@ -16,8 +17,8 @@ def test_mmdet_resnet(layer, depth, channels):
     outs = forward_backward(model, torch.randn(2, 3, 64, 64))
     assert [tuple(o.shape) for o in outs] == [(2, c, 64 // s, 64 // s) for c, s in
                                               zip(channels, (4, 8, 16, 32))]
-    dyn = model.layer4[0].conv2
-    assert dyn.weight.grad is not None and dyn.weight.grad.abs().sum() > 0
+    kernel = kernel_of(model.layer4[0].conv2)
+    assert kernel.grad is not None and kernel.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize('layer', LAYER_NAMES)
@@ -41,7 +42,8 @@ def test_mmpretrain_resnet_cifar(layer):
 @pytest.mark.parametrize('layer', LAYER_NAMES)
 def test_mmpretrain_mobilenet_v2(layer):
     model = build_cls('DynMobileNetV2', widen_factor=0.5, dyn_conv=layer_cfg(layer, 2))
-    assert type(model.conv1.conv) is torch.nn.Conv2d             # stem static
+    stem = LAYERS[layer] if layer == 'KW' else torch.nn.Conv2d  # KW's official placement
+    assert type(model.conv1.conv) is stem                        # has the stem; others: static
     assert isinstance(model.conv2.conv, LAYERS[layer])            # last 1x1 dynamic
     dw = model.layer2[0].conv[1].conv
     assert isinstance(dw, LAYERS[layer]) and dw.groups == dw.in_channels   # depthwise

@@ -161,3 +161,33 @@ def test_torchvision_mobilenet_v2_layout_inflates_exactly():
         expected = tv.features(x)
         got = model(x)[-1]
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+@pytest.mark.parametrize('ratio', [1, 2])
+def test_converter_kernel_warehouse_reproduces_static(static50, tmp_path, converter, ratio):
+    """KW: each static kernel lands in the cells its temperature-initialised
+    attention selects, at τ = 1, so the converted backbone is the static one."""
+    path, x, ref = static50
+    dst = str(tmp_path / 'kw.pth')
+    converter.main([path, dst, '--dyn-conv', 'KW', '--cell-num-ratio', str(ratio),
+                    '--depth', '50'])
+    sd = torch.load(dst)['state_dict']
+    assert 'backbone.layer3.0.conv2.weight' not in sd
+    assert sd['backbone.kw_warehouse.cells.stage2_layer_conv'].shape[1:] == (256, 256, 1, 1)
+    assert {float(v) for k, v in sd.items() if k.endswith('.temperature')} == {1.0}
+    model = build_cls(depth=50, dyn_conv=dict(type='KW', cell_num_ratio=ratio))
+    model.load_state_dict({k[len('backbone.'):]: v for k, v in sd.items()}, strict=True)
+    with torch.no_grad():
+        assert rel_err(model.eval()(x)[0], ref) < 1e-5
+        model.layer3[0].conv2.set_temperature(0.5)  # the attention now counts
+        assert rel_err(model(x)[0], ref) > 1e-3
+
+
+def test_converter_refuses_small_kernel_warehouse(static50, tmp_path, converter):
+    path, _, _ = static50
+    dst = tmp_path / 'kw_half.pth'
+    with pytest.raises(SystemExit, match='cell_num_ratio=0.5.*from scratch'):
+        converter.main([path, str(dst), '--dyn-conv', 'KW', '--cell-num-ratio', '0.5',
+                        '--cell-inplane-ratio', '0.5', '--cell-outplane-ratio', '0.5',
+                        '--depth', '50'])
+    assert not dst.exists()

@@ -51,7 +51,7 @@ def test_mmdet_dynamicconv_clash_is_why_alias_is_dyconv():
 def test_unknown_type_lists_mmdyn_layers(scope):
     with DefaultScope.overwrite_default_scope(scope):
         with pytest.raises(KeyError, match='unknown conv layer type .*A2D2CPlus.*DyConv.*'
-                                           'DMC, DynamicMaskConv2d'):
+                                           'KW, KWConv2d.*DMC, DynamicMaskConv2d'):
             build_dyn_conv_layer(dict(type='A2D2CPlsu'), 8, 8, 3)
 
 
@@ -64,6 +64,7 @@ def test_build_dyn_conv_layer_builds_known_and_static():
 
 def test_layer_names_cover_aliases_and_classes():
     assert set(LAYER_NAMES) == {n for n, _ in NAMES}
+    assert set(LAYERS) == {'A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv', 'DCD', 'KW'}
 
 
 @pytest.mark.parametrize('alias', list(LAYERS))
@@ -75,12 +76,15 @@ def test_conv_module_uses_layer_init(alias):
     assert type(module.conv) is LAYERS[alias]
     assert module.with_bias is False  # bias='auto' with a norm -> no bias
     module.init_weights()  # must not re-initialise the 5-D bank as one tensor
-    w = module.conv.weight
-    kernel = w[0] if w.dim() == 5 else w
+    # the kernel bank, the kernel, or (KernelWarehouse) the cells of the layer's kernel
+    w = getattr(module.conv, 'weight', None)
+    kernel = module.conv.cells if w is None else w[0] if w.dim() == 5 else w
     # fan of one 16x16x3x3 kernel: kaiming-uniform(a=sqrt 5) std = 1/sqrt(3*fan_in)
-    # ODConv: kaiming-normal fan_out std = sqrt(2/fan_out); fan_in == fan_out here.
+    # kernel_init 'kaiming_fan_out' (ODConv, KW): kaiming-normal std = sqrt(2/fan_out);
+    # fan_in == fan_out here (KW: the 9 cells 16x16x1x1 of one kernel, fan_out 9*16).
     fan = 16 * 3 * 3
-    expected = (2 / fan) ** 0.5 if alias == 'ODConv' else (1 / (3 * fan)) ** 0.5
+    expected = ((2 / fan) ** 0.5 if LAYERS[alias].kernel_init == 'kaiming_fan_out'
+                else (1 / (3 * fan)) ** 0.5)
     assert kernel.std().item() == pytest.approx(expected, rel=0.15)
     out = module(torch.randn(2, 16, 8, 8))
     assert out.shape == (2, 16, 8, 8)

@@ -1,12 +1,13 @@
 """Helpers shared by the mmdyn.ops tests (imported as a plain module)."""
 import os
+from typing import NamedTuple
 
 import pytest
 import torch
 
 # STRATEGIES ('auto', 'grouped', 'loop', 'bmm') and MIX_STRATEGIES (+ 'maps', all
 # but ODConv) are re-exported for the tests.
-from mmdyn.ops import LAYERS, MIX_STRATEGIES, STRATEGIES  # noqa: F401
+from mmdyn.ops import LAYERS, MIX_STRATEGIES, STRATEGIES, KWConv2d  # noqa: F401
 from mmdyn.ops._base import TemperatureMixin
 
 
@@ -50,6 +51,50 @@ PER_SAMPLE_LAYERS = [n for n in LAYER_NAMES if LAYERS[n].strategies]
 TEMPERATURE_LAYERS = [n for n in LAYER_NAMES if issubclass(LAYERS[n], TemperatureMixin)]
 #: Layers with an ``attention(x)`` method.
 ATTENTION_LAYERS = [n for n in LAYER_NAMES if callable(getattr(LAYERS[n], 'attention', None))]
+
+
+class TemperatureRule(NamedTuple):
+    """What a kind of temperature accepts, for the generic temperature tests.
+
+    Attributes:
+        valid: Four distinct valid values, the first an int (stored as a float).
+        invalid: Numbers refused with a ``ValueError``.
+        message: Regex of that error's message.
+    """
+    valid: tuple
+    invalid: tuple
+    message: str
+
+
+_NAN, _INF = float('nan'), float('inf')
+#: A softmax/sigmoid divisor (``TemperatureMixin``'s own check): finite and > 0.
+DIVISOR_RULE = TemperatureRule(valid=(7, 0.25, 4.321, 50.0),
+                               invalid=(0, 0.0, -1, -2.0, _NAN, _INF, -_INF),
+                               message=r'temperature must be a finite number > 0')
+#: KernelWarehouse's blend weight τ in [0, 1] (``KWConv2d.check_temperature_value``).
+BLEND_RULE = TemperatureRule(valid=(1, 0.25, 0.4321, 0.0),
+                             invalid=(1.5, 2, -0.1, -1, _NAN, _INF, -_INF),
+                             message=r'temperature must be in \[0, 1\]')
+_RULES = {TemperatureMixin.check_temperature_value: DIVISOR_RULE,
+          KWConv2d.check_temperature_value: BLEND_RULE}
+
+
+def temperature_rule(name) -> TemperatureRule:
+    """The rule of ``LAYERS[name]``'s temperature, read off the check its class
+    uses (``check_temperature_value``; the mixin's unless the class overrides it)."""
+    check = LAYERS[name].check_temperature_value
+    if check not in _RULES:
+        raise KeyError(f'{name} has its own check_temperature_value: add its '
+                       'TemperatureRule to tests/ops/_ops_helpers.py')
+    return _RULES[check]
+
+
+def kernel_of(layer) -> torch.Tensor:
+    """The learnt kernels of a layer: ``weight`` (a bank ``(K, C_out, C_in/g, kh,
+    kw)`` or one kernel), or for a layer without one (KernelWarehouse) the
+    ``cells`` it mixes."""
+    weight = getattr(layer, 'weight', None)
+    return layer.cells if weight is None else weight
 
 
 def build(name, cin, cout, kernel_size, stride=1, padding=0, dilation=1, groups=1,

@@ -1,14 +1,15 @@
 """Behaviour every layer needs inside a real network: batch size 1, channels_last,
 bf16 autocast, state_dict, temperature, initialisation, repr."""
 import math
+import re
 
 import pytest
 import torch
 import torch.nn as nn
 
 from _ops_helpers import (ATTENTION_LAYERS, BANK_LAYERS, LAYER_NAMES, PER_SAMPLE_LAYERS,
-                          STRATEGIES, TEMPERATURE_LAYERS, TEST_DEVICE, build, scale_tol,
-                          seeded)
+                          STRATEGIES, TEMPERATURE_LAYERS, TEST_DEVICE, build, kernel_of,
+                          scale_tol, seeded, temperature_rule)
 from mmdyn.ops import LAYERS
 
 
@@ -154,49 +155,56 @@ def test_state_dict_round_trip(name):
 
 
 # ------------------------------------------------------------------ (e) temperature
+# Each layer's values come from the rule of its kind of temperature (a softmax/sigmoid
+# divisor: finite > 0; KernelWarehouse's blend weight: [0, 1]), see _ops_helpers.
 @pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
 def test_set_temperature(name):
+    rule = temperature_rule(name)
+    as_int, other = rule.valid[:2]
     layer = _layer(name)
-    layer.set_temperature(7)
-    assert layer.temperature == 7.0 and isinstance(layer.temperature, float)
-    layer.set_temperature(0.25)
-    assert layer.temperature == 0.25
-    for bad in (0, -1, float('nan'), float('inf'), 'abc', None):
+    layer.set_temperature(as_int)
+    assert layer.temperature == float(as_int) and isinstance(layer.temperature, float)
+    layer.set_temperature(other)
+    assert layer.temperature == other
+    for bad in rule.invalid + ('abc', None):
         with pytest.raises((ValueError, TypeError), match='temperature'):
             layer.set_temperature(bad)
-    assert layer.temperature == 0.25  # unchanged by the failed calls
+    assert layer.temperature == other  # unchanged by the failed calls
 
 
 @pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
 def test_temperature_attribute_assignment_is_validated(name):
+    rule = temperature_rule(name)
+    as_int = rule.valid[0]
     layer = _layer(name).eval()
-    layer.temperature = 3
-    assert layer.temperature == 3.0 and float(layer.state_dict()['temperature']) == 3.0
+    layer.temperature = as_int
+    assert layer.temperature == float(as_int)
+    assert float(layer.state_dict()['temperature']) == float(as_int)
     x = torch.randn(2, 4, 7, 8)
-    for bad in (0, -2.0, float('nan'), float('inf'), -float('inf'), 'abc', None,
-                torch.tensor(0.0)):
+    for bad in rule.invalid + ('abc', None, torch.tensor(float(rule.invalid[0]))):
         with pytest.raises((ValueError, TypeError), match='temperature'):
             layer.temperature = bad
-        assert layer.temperature == 3.0
+        assert layer.temperature == float(as_int)
         assert torch.isfinite(layer(x)).all()
-    for bad in (0, float('nan')):
-        with pytest.raises(ValueError, match='temperature must be a finite number > 0'):
+    for bad in rule.invalid:
+        with pytest.raises(ValueError, match=rule.message):
             build(name, 4, 6, 3, padding=1, temperature=bad)
 
 
 @pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
 def test_temperature_travels_with_the_state_dict(name):
+    value = temperature_rule(name).valid[2]
     src = _layer(name, seed=0).eval()
-    src.set_temperature(4.321)
+    src.set_temperature(value)
     state = src.state_dict()
     assert state['temperature'].dtype == torch.float64 and state['temperature'].dim() == 0
     dst = _layer(name, seed=0).eval()
-    assert dst.temperature != 4.321
+    assert dst.temperature != value
     x = torch.randn(2, 4, 7, 8)
     assert not torch.allclose(dst(x), src(x))
     missing, unexpected = dst.load_state_dict(state, strict=True)
     assert not missing and not unexpected
-    assert dst.temperature == 4.321 and dst.temperature_from_checkpoint is True
+    assert dst.temperature == value and dst.temperature_from_checkpoint is True
     assert torch.equal(dst(x), src(x))
     # A model saved with torch.save/torch.load (weights-only) keeps it too.
     import io
@@ -205,43 +213,47 @@ def test_temperature_travels_with_the_state_dict(name):
     buf.seek(0)
     again = _layer(name, seed=0)
     again.load_state_dict(torch.load(buf, weights_only=True))
-    assert again.temperature == 4.321
+    assert again.temperature == value
 
 
 @pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
 def test_checkpoint_without_temperature_loads_with_warning(name):
+    value = temperature_rule(name).valid[1]
     src = _layer(name, seed=0)
     legacy = {k: v for k, v in src.state_dict().items() if k != 'temperature'}
     dst = _layer(name, seed=1)
-    dst.set_temperature(2.5)
+    dst.set_temperature(value)
     with pytest.warns(UserWarning, match=r'no attention temperature .* using '
-                      r'temperature=2\.5'):
+                      rf'temperature={re.escape(f"{value:g}")}'):
         missing, unexpected = dst.load_state_dict(legacy, strict=True)
     assert not missing and not unexpected
-    assert dst.temperature == 2.5 and dst.temperature_from_checkpoint is False
-    assert torch.equal(dst.weight, src.weight)
+    assert dst.temperature == value and dst.temperature_from_checkpoint is False
+    assert torch.equal(kernel_of(dst), kernel_of(src))
 
 
-@pytest.mark.parametrize('bad', [0.0, -1.0, float('nan'), float('inf')])
-@pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
+@pytest.mark.parametrize('name,bad', [
+    pytest.param(n, bad, id=f'{n}-{bad}') for n in TEMPERATURE_LAYERS
+    for bad in temperature_rule(n).invalid if isinstance(bad, float)])
 def test_invalid_temperature_in_checkpoint_is_an_error(name, bad):
+    value = temperature_rule(name).valid[2]
     layer = _layer(name)
-    layer.set_temperature(2.0)
+    layer.set_temperature(value)
     state = layer.state_dict()
     state['temperature'] = torch.tensor(bad, dtype=torch.float64)
     with pytest.raises(RuntimeError, match='invalid temperature in the checkpoint'):
         layer.load_state_dict(state)
-    assert layer.temperature == 2.0
-    assert float(layer.state_dict()['temperature']) == 2.0
+    assert layer.temperature == value
+    assert float(layer.state_dict()['temperature']) == value
 
 
 @pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
 def test_temperature_is_used(name):
+    first, second = temperature_rule(name).valid[1::2]
     layer = _layer(name).eval()
     x = torch.randn(2, 4, 7, 8)
-    layer.set_temperature(0.2)
+    layer.set_temperature(first)
     y1 = layer(x)
-    layer.set_temperature(50.0)
+    layer.set_temperature(second)
     assert not torch.allclose(layer(x), y1)
 
 
@@ -294,18 +306,18 @@ def test_odconv_init_is_kaiming_fan_out(groups):
 def test_reset_parameters_and_init_weights_reinitialise(name):
     layer = _layer(name, cin=16, cout=16, bias=True)
     assert callable(getattr(layer, 'init_weights', None))
-    before = layer.weight.detach().clone()
+    before = kernel_of(layer).detach().clone()
     with torch.no_grad():
-        layer.weight.zero_()
+        kernel_of(layer).zero_()
         layer.bias.zero_()
     torch.manual_seed(99)
     layer.init_weights()
-    assert layer.weight.std() > 0.5 * before.std()
+    assert kernel_of(layer).std() > 0.5 * before.std()
     assert layer.bias.abs().sum() > 0
     torch.manual_seed(99)
-    after_init = layer.weight.detach().clone()
+    after_init = kernel_of(layer).detach().clone()
     layer.reset_parameters()
-    assert torch.equal(layer.weight, after_init)  # init_weights is reset_parameters
+    assert torch.equal(kernel_of(layer), after_init)  # init_weights is reset_parameters
 
 
 # ------------------------------------------------------------------------- (h) repr
@@ -343,7 +355,7 @@ def test_float64_attention_stays_float64(name):
 
 
 def test_layers_registry():
-    assert set(LAYERS) == {'A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv', 'DCD'}
+    assert set(LAYERS) == {'A2D2C', 'A2D2CPlus', 'ODConv', 'DyConv', 'CondConv', 'DCD', 'KW'}
     for cls in LAYERS.values():
         assert issubclass(cls, nn.Module)
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from _ops_helpers import BANK_LAYERS, LAYER_NAMES, PER_SAMPLE_LAYERS, TEMPERATURE_LAYERS, build
+from _ops_helpers import (BANK_LAYERS, LAYER_NAMES, PER_SAMPLE_LAYERS, TEMPERATURE_LAYERS, build,
+                          temperature_rule)
 from mmdyn.ops import (A2D2CConv2d, A2D2CPlusConv2d, CondConv2d, DCDConv2d, DynamicConv2d,
                        ODConv2d, batched_dynamic_conv2d, sample_positions)
 
@@ -29,10 +30,11 @@ def test_num_points_below_one(cls):
         cls(4, 4, 3, num_points=0)
 
 
-@pytest.mark.parametrize('value', [0, -1, 0.0, float('nan')])
-@pytest.mark.parametrize('name', TEMPERATURE_LAYERS)
+@pytest.mark.parametrize('name,value', [
+    pytest.param(n, v, id=f'{n}-{v!r}') for n in TEMPERATURE_LAYERS
+    for v in temperature_rule(n).invalid])
 def test_bad_temperature(name, value):
-    with pytest.raises(ValueError, match=r'temperature must be a finite number > 0'):
+    with pytest.raises(ValueError, match=temperature_rule(name).message):
         build(name, 4, 4, 3, temperature=value)
 
 

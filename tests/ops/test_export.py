@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from _ops_helpers import BANK_LAYERS, TEMPERATURE_LAYERS, scale_tol
+from _ops_helpers import BANK_LAYERS, TEMPERATURE_LAYERS, kernel_of, scale_tol
 from mmdyn.ops import LAYERS, DCDConv2d, DynamicMaskConv2d
 from mmdyn.ops import batched_conv
 from mmdyn.ops.batched_conv import export_safe_path, is_exporting
@@ -36,9 +36,13 @@ CASES = [
     ('CondConv', 4, 6, 1, 1, 0, 1, True, {}),
     ('DCD', 4, 6, 3, 2, 1, 1, False, {}),
     ('DMC', 4, 6, 3, 1, None, 1, True, {}),
+    # KW's τ = 1 would be its static kernel: a blend that keeps the attention
+    ('KW', 4, 6, 3, 1, 1, 1, False, dict(temperature=0.5)),
+    ('KW', 4, 6, 3, 2, 1, 2, True, dict(temperature=0.5)),
+    ('KW', 6, 6, 3, 1, 1, 6, False, dict(temperature=0.5)),   # depthwise
 ]
-IDS = [f'{c[0]}-k{c[3]}s{c[4]}g{c[6]}{"-bias" if c[7] else ""}{"-fixed" if c[8] else ""}'
-       for c in CASES]
+IDS = [f'{c[0]}-k{c[3]}s{c[4]}g{c[6]}{"-bias" if c[7] else ""}'
+       f'{"-fixed" if c[8].get("sampling") == "fixed" else ""}' for c in CASES]
 HW = (17, 18)  # > 64 output positions even at stride 2: no shortcut to the maps strategy
 
 
@@ -48,7 +52,7 @@ def _build(case, seed=0):
     cls = DynamicMaskConv2d if name == 'DMC' else LAYERS[name]
     kwargs = dict(extra)
     if name in TEMPERATURE_LAYERS:
-        kwargs['temperature'] = 1.0  # peaked attention: the dynamic part matters
+        kwargs.setdefault('temperature', 1.0)  # peaked attention: the dynamic part matters
     if name in BANK_LAYERS:
         kwargs['kernel_num'] = 3
     layer = cls(cin, cout, k, s, p, 1, g, bias, **kwargs)
@@ -84,9 +88,9 @@ def test_export_path_equals_normal_path(case, batch):
 
 
 @pytest.mark.parametrize('case', [c for c in CASES if c[0] in ('ODConv', 'DyConv', 'CondConv',
-                                                                'A2D2CPlus')],
+                                                                'A2D2CPlus', 'KW')],
                          ids=[i for c, i in zip(CASES, IDS)
-                              if c[0] in ('ODConv', 'DyConv', 'CondConv', 'A2D2CPlus')])
+                              if c[0] in ('ODConv', 'DyConv', 'CondConv', 'A2D2CPlus', 'KW')])
 def test_export_path_never_reads_the_batch_size(case, monkeypatch):
     """The export path never asks select_strategy (the only place that decides by
     batch size), whatever strategy the layer or MMDYN_BATCHED_CONV forces."""
@@ -107,9 +111,10 @@ def test_export_path_never_reads_the_batch_size(case, monkeypatch):
     torch.testing.assert_close(got, ref, **scale_tol(ref, 1e-5))
 
 
-def test_export_path_backward_matches():
-    """Gradients through the export-safe path (e.g. fine-tuning a traced model) match."""
-    case = CASES[4]  # ODConv, groups 2, bias
+@pytest.mark.parametrize('case', [CASES[4], CASES[11]], ids=[IDS[4], IDS[11]])
+def test_export_path_backward_matches(case):
+    """Gradients through the export-safe path (e.g. fine-tuning a traced model) match
+    (ODConv and KW, groups 2, bias: the kernel bank / the cells)."""
     layer = _build(case)
     x = _input(case, 2)
     grads = []
@@ -117,7 +122,7 @@ def test_export_path_backward_matches():
         layer.zero_grad()
         with export_safe_path(forced):
             layer(x).square().sum().backward()
-        grads.append(layer.weight.grad.clone())
+        grads.append(kernel_of(layer).grad.clone())
     torch.testing.assert_close(grads[1], grads[0], **scale_tol(grads[0], 1e-5))
 
 
@@ -213,7 +218,7 @@ def test_onnx_dynamic_batch_torchscript_exporter(case, tmp_path):
     _export_and_compare(_build(case), case, tmp_path / 'layer.onnx', dynamo=False)
 
 
-@pytest.mark.parametrize('case', [CASES[1], CASES[4]], ids=[IDS[1], IDS[4]])
+@pytest.mark.parametrize('case', [CASES[1], CASES[4], CASES[11]], ids=[IDS[1], IDS[4], IDS[11]])
 def test_onnx_dynamic_batch_dynamo_exporter(case, tmp_path):
     """The dynamo exporter keeps the batch dynamic (it used to fix it silently)."""
     pytest.importorskip('onnxscript')

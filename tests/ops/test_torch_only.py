@@ -66,4 +66,4 @@ def test_mmdyn_ops_needs_only_torch():
     proc = subprocess.run([sys.executable, '-c', CODE, str(ROOT)], cwd=str(ROOT), env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert 'TORCH-ONLY-OK 6 3' in proc.stdout
+    assert 'TORCH-ONLY-OK 7 3' in proc.stdout

@@ -4,7 +4,10 @@ Every static kernel ``(C_out, C_in/g, kh, kw)`` of a replaced convolution is
 copied into each of the K kernels of the dynamic layer's bank
 ``(K, C_out, C_in/g, kh, kw)`` (biases likewise); attention parameters keep the
 dynamic layer's own init (DCD: W0 = static kernel, residual ``p`` and
-``fc_scale`` zeroed). The written checkpoint holds the *complete* dynamic
+``fc_scale`` zeroed). KernelWarehouse (``--dyn-conv KW --cell-num-ratio 1``):
+each kernel is cut into the warehouse cells its temperature-initialised
+attention selects, at temperature 1 (exactly the static network; refused for
+``--cell-num-ratio`` below 1, docs/kernel_warehouse.md). The written checkpoint holds the *complete* dynamic
 state dict, so the dynamic model loads it with ``strict=True``.
 
 Accepted inputs: mmpretrain/mmdet layout (``backbone.layer1.0.conv1.weight``;
@@ -46,9 +49,17 @@ def build_backbone(args) -> torch.nn.Module:
     """The mmpretrain dynamic backbone described by the CLI arguments."""
     import mmdyn.models  # noqa: F401  (registers)
     from mmpretrain.registry import MODELS
+
+    from mmdyn.ops import LAYERS
+    if args.dyn_conv not in LAYERS:
+        raise SystemExit(f'unknown --dyn-conv {args.dyn_conv!r}; known: {", ".join(LAYERS)}')
     dyn_conv = dict(type=args.dyn_conv)
-    if args.dyn_conv != 'DCD':
+    if LAYERS[args.dyn_conv].has_kernel_bank:
         dyn_conv['kernel_num'] = args.kernel_num
+    if args.dyn_conv == 'KW':
+        dyn_conv.update(cell_num_ratio=args.cell_num_ratio,
+                        cell_inplane_ratio=args.cell_inplane_ratio,
+                        cell_outplane_ratio=args.cell_outplane_ratio)
     if args.arch == 'mobilenet_v2':
         if args.placement not in (None, 'all_block_convs'):
             raise SystemExit('--placement applies to ResNets only')
@@ -110,6 +121,7 @@ def convert(src: str, dst: str, args) -> List[str]:
     else:
         dropped = list(unexpected)
     meta = dict(converted_from=src, dyn_conv=args.dyn_conv, kernel_num=args.kernel_num,
+                cell_num_ratio=args.cell_num_ratio if args.dyn_conv == 'KW' else None,
                 arch=args.arch, depth=args.depth, placement=args.placement,
                 inflated=len(state), newly_initialised=missing)
     save_atomically(dict(state_dict=out, meta=meta), dst)
@@ -152,8 +164,14 @@ def parse_args(argv: Optional[List[str]] = None):
     parser.add_argument('src', help='static checkpoint (.pth)')
     parser.add_argument('dst', help='output checkpoint for the dynamic backbone')
     parser.add_argument('--dyn-conv', default='A2D2CPlus',
-                        help='mmdyn layer: A2D2C, A2D2CPlus, ODConv, DyConv, CondConv, DCD')
-    parser.add_argument('--kernel-num', type=int, default=4, help='K (ignored for DCD)')
+                        help='mmdyn layer: A2D2C, A2D2CPlus, ODConv, DyConv, CondConv, DCD, KW')
+    parser.add_argument('--kernel-num', type=int, default=4, help='K (ignored for DCD, KW)')
+    parser.add_argument('--cell-num-ratio', type=float, default=1.0,
+                        help='KernelWarehouse size "KW (nx)" (KW only; >= 1: a static kernel '
+                             'has no exact place in a smaller warehouse)')
+    for side in ('inplane', 'outplane'):
+        parser.add_argument(f'--cell-{side}-ratio', type=float, default=1.0,
+                            help=f'KernelWarehouse cell {side} channels / their gcd (KW only)')
     parser.add_argument('--arch', default='resnet',
                         choices=['resnet', 'resnet_cifar', 'mobilenet_v2'])
     parser.add_argument('--depth', type=int, default=50, help='ResNet depth')
