@@ -161,7 +161,8 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
                                              self.kernel_fc) if m is not None)
         softmax = 0 if self.kernel_fc is None else b * self.kernel_num
         parts = {'attention': (b * cin * h * w + b * cin * hidden
-                               + batch_norm_madds(b * hidden, training) + b * hidden * heads
+                               + batch_norm_madds(b * hidden, training and b > 1)
+                               + b * hidden * heads
                                + b * heads + softmax),
                  'channel_filter': b * cin * h * w}
         strategy = self.madds_strategy(b, out_hw, training, maps_ok=False)
