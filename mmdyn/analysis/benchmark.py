@@ -6,7 +6,8 @@ For each model (ResNet-18, ResNet-50, MobileNetV2 1.0; backbone only) it builds 
 static backbone from mmpretrain's ``MODELS`` registry (``ResNet`` / ``MobileNetV2``) and
 one dynamic backbone per mmdyn layer (``DynResNet`` with
 ``dyn_placement='all_block_convs'`` / ``DynMobileNetV2``, ``dyn_conv=dict(type=layer,
-kernel_num=K)``), then measures, in one run:
+kernel_num=K)``) and per entry of :data:`LAYER_VARIANTS` (KernelWarehouse 4x), then
+measures, in one run:
 
 * ``eval`` forward time at each batch size (``model.eval()``, ``torch.no_grad``);
 * ``train`` forward + backward time at the training batch size (``model.train()``,
@@ -18,6 +19,12 @@ kernel_num=K)``), then measures, in one run:
   ``malloc_trim``), i.e. everything the step allocates (activations, gradients,
   library workspaces); ``ru_maxrss`` where ``/proc`` is not available. CUDA:
   ``torch.cuda.max_memory_allocated`` growth.
+
+KernelWarehouse (``KW``: 1x, its default ``cell_num_ratio=1``; ``KW-4x``) is built in
+its own official placement (:data:`OWN_PLACEMENT`): the ResNets' block convolutions and
+strided ``downsample`` convolutions with one warehouse per stage, MobileNetV2's stem
+too, with the official sharing (:data:`MODEL_OPTIONS`); the networks whose parameter
+counts ``docs/kernel_warehouse.md`` gives.
 
 Times are medians over ``repeats`` interleaved rounds: every model variant runs once
 per round (the starting variant rotates), after ``warmup`` untimed rounds, so a
@@ -54,8 +61,18 @@ MODELS = {
                      dict(type='DynMobileNetV2', widen_factor=1.0)),
 }
 STATIC = 'static'
-#: Layers of the default run (``static`` + every layer of ``mmdyn.ops.LAYERS``).
-DEFAULT_LAYERS = (STATIC, *LAYERS)
+#: Benchmarked variants of a layer with other options than its defaults: row name ->
+#: ``dyn_conv`` config (read by both benchmarks). ``'KW'`` alone is KernelWarehouse 1x.
+LAYER_VARIANTS = {'KW-4x': dict(type='KW', cell_num_ratio=4)}
+#: Layers of the default run (``static``, every layer of ``mmdyn.ops.LAYERS``, the variants).
+DEFAULT_LAYERS = (STATIC, *LAYERS, *LAYER_VARIANTS)
+#: Layers built in their own official placement instead of ``dyn_placement``:
+#: KernelWarehouse (``DynResNet``'s default for it, docs/kernel_warehouse.md).
+OWN_PLACEMENT = ('KW', )
+#: ``dyn_conv`` options of one (model, row) on top of :func:`layer_config`, so that the
+#: row is the official network: MobileNetV2 KW 4x shares a warehouse within a layer
+#: only (official configs/mobilenetv2_100/kw4x_mobilenetv2_100.json).
+MODEL_OPTIONS = {('mobilenet_v2', 'KW-4x'): dict(sharing_range=('layer', ))}
 
 #: Issue-9 targets (ratios to static, CPU, 2 threads), checked and reported as measured.
 TARGETS = {
@@ -69,10 +86,12 @@ QUICK = dict(models=['resnet18'], layers=[STATIC, 'A2D2CPlus'], batch_sizes=[1, 
 
 
 def layer_config(layer: str, kernel_num: int) -> dict:
-    """``dyn_conv`` config of an mmdyn layer (``kernel_num`` for the layers with a
-    kernel bank; DCD has none)."""
+    """``dyn_conv`` config of an mmdyn layer or of a :data:`LAYER_VARIANTS` row
+    (``kernel_num`` for the layers with a kernel bank; DCD and KW have none)."""
+    if layer in LAYER_VARIANTS:
+        return dict(LAYER_VARIANTS[layer])
     if layer not in LAYERS:
-        raise ValueError(f'unknown layer {layer!r}; expected one of {[STATIC, *LAYERS]}')
+        raise ValueError(f'unknown layer {layer!r}; expected one of {list(DEFAULT_LAYERS)}')
     if LAYERS[layer].has_kernel_bank:
         return dict(type=layer, kernel_num=kernel_num)
     return dict(type=layer)
@@ -89,7 +108,10 @@ def build_backbone(model: str, layer: str, kernel_num: int = 4) -> torch.nn.Modu
     if layer == STATIC:
         cfg = dict(static_cfg)
     else:
-        cfg = dict(dyn_cfg, dyn_conv=layer_config(layer, kernel_num))
+        dyn_conv = dict(layer_config(layer, kernel_num), **MODEL_OPTIONS.get((model, layer), {}))
+        cfg = dict(dyn_cfg, dyn_conv=dyn_conv)
+        if dyn_conv['type'] in OWN_PLACEMENT:
+            cfg.pop('dyn_placement', None)
     torch.manual_seed(0)
     # Not init_weights(): the construction-time init (nn.Conv2d's, each mmdyn layer's
     # own) is as good for timing, and mmengine's init logging is long.

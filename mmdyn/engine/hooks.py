@@ -19,7 +19,7 @@ serves ``default_scope='mmdet'`` and ``default_scope='mmpretrain'`` alike::
 
 A layer family with another kind of temperature gets its own schedule through
 ``layer_schedules``, keyed by its registered alias or class name, e.g.
-KernelWarehouse's mixing temperature τ, 1 -> 0 (Li, Yao, Chen, ICML 2024)::
+KernelWarehouse's mixing temperature τ, 1 -> 0 (Li, Yao, ICML 2024)::
 
     custom_hooks = [dict(type='TemperatureAnnealHook', layer_schedules=dict(
         KW=dict(start_temperature=1.0, end_temperature=0.0, anneal_epochs=20)))]

@@ -1,7 +1,7 @@
 """Classification heads of mmdyn (mmpretrain registry).
 
 :class:`KWLinearClsHead` is mmpretrain's ``LinearClsHead`` whose classifier is
-a KernelWarehouse linear layer (Li, Yao, Chen, "KernelWarehouse: Rethinking the
+a KernelWarehouse linear layer (Li, Yao, "KernelWarehouse: Rethinking the
 Design of Dynamic Convolution", ICML 2024): the official MobileNetV2 KW 1/2x
 makes its classifier a ``KWLinear`` with its own warehouse (cells of 1/40 of
 the input features, half as many cells as partitions) behind a dropout.

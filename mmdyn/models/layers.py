@@ -13,6 +13,7 @@ alias          class
 ``DyConv``     ``DynamicConv2d``
 ``CondConv``   ``CondConv2d``
 ``DCD``        ``DCDConv2d``
+``KW``         ``KWConv2d``
 =============  ===================
 
 and the dynamic-mask-convolution family (``mmdyn.ops.MODULES``):

@@ -1,6 +1,6 @@
 """KernelWarehouse: kernel cells, their partition and the warehouse that holds them.
 
-Paper: Li, Yao, Chen, "KernelWarehouse: Rethinking the Design of Dynamic
+Paper: Li, Yao, "KernelWarehouse: Rethinking the Design of Dynamic
 Convolution", ICML 2024 (official code OSVAI/KernelWarehouse; facts checked
 against it, the numbers in ``docs/kernel_warehouse.md``).
 

@@ -1,6 +1,6 @@
 """KernelWarehouse convolution (``KW``) and its linear layer.
 
-Paper: Li, Yao, Chen, "KernelWarehouse: Rethinking the Design of Dynamic
+Paper: Li, Yao, "KernelWarehouse: Rethinking the Design of Dynamic
 Convolution", ICML 2024 (official code OSVAI/KernelWarehouse). The cells, the
 partition and the warehouse are in :mod:`mmdyn.ops.kernel_warehouse`.
 

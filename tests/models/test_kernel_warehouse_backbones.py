@@ -1,4 +1,4 @@
-"""KernelWarehouse in the dynamic backbones (Li, Yao, Chen, "KernelWarehouse:
+"""KernelWarehouse in the dynamic backbones (Li, Yao, "KernelWarehouse:
 Rethinking the Design of Dynamic Convolution", ICML 2024): parameter counts of
 the official code, warehouse structure and sharing, both frameworks,
 ``frozen_stages``/``norm_eval``, checkpoints and static-checkpoint

@@ -1,4 +1,4 @@
-"""KernelWarehouse (Li, Yao, Chen, "KernelWarehouse: Rethinking the Design of Dynamic
+"""KernelWarehouse (Li, Yao, "KernelWarehouse: Rethinking the Design of Dynamic
 Convolution", ICML 2024): the partition of a kernel into cells, the temperature rule,
 the shared warehouse, ``KWConv2d`` and ``KWLinear``.
 

@@ -2,7 +2,9 @@
 """Benchmark every mmdyn layer against ``nn.Conv2d`` at ResNet-50's 3x3 shapes.
 
 For each shape (56x56x64, 28x28x128, 14x14x256, 7x7x512; stride 1, padding 1),
-each batch size (1 and 32 by default) and each layer — plus A2D2C+ with
+each batch size (1 and 32 by default) and each layer with its defaults (``KW``:
+KernelWarehouse 1x, a warehouse of its own) — plus ``KW-4x`` (``cell_num_ratio=4``,
+``mmdyn.analysis.benchmark.LAYER_VARIANTS``), A2D2C+ with
 ``impl='reference'`` and with each per-sample strategy forced, and the modules
 of ``mmdyn.ops.MODULES`` at the same width (``DMC``: a 3x3 DynamicMaskConv2d
 with its defaults, ``DMC[none,sum]``: its mask-free sum-fused ablation,
@@ -41,6 +43,7 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from mmdyn.analysis.benchmark import LAYER_VARIANTS, layer_config
 from mmdyn.ops import LAYERS, MODULES
 from mmdyn.utils.gpu_check import interleaved_medians  # one timing loop
 
@@ -51,12 +54,14 @@ RATIOS = {'fwd_ms': 'fwd_x', 'fwd_bwd_ms': 'fwd_bwd_x', 'peak_mb': 'peak_x'}
 def build_variants(kernel_num, num_points):
     """Name -> factory(channels) of every benchmarked conv."""
     variants = {'Conv2d (static)': lambda c: nn.Conv2d(c, c, 3, padding=1, bias=False)}
-    for alias, cls in LAYERS.items():
-        kwargs = {} if alias == 'DCD' else dict(kernel_num=kernel_num)
-        if alias.startswith('A2D2C'):
+    # Every layer with its defaults, then the variants of the model benchmark (KW-4x).
+    for name in (*LAYERS, *LAYER_VARIANTS):
+        kwargs = layer_config(name, kernel_num)
+        cls = LAYERS[kwargs.pop('type')]
+        if name.startswith('A2D2C'):
             kwargs['num_points'] = num_points
-        variants[alias] = (lambda cls=cls, kwargs=kwargs: lambda c: cls(c, c, 3, padding=1,
-                                                                        **kwargs))()
+        variants[name] = (lambda cls=cls, kwargs=kwargs: lambda c: cls(c, c, 3, padding=1,
+                                                                       **kwargs))()
     for strategy in ('grouped', 'loop', 'bmm', 'maps'):
         variants[f'A2D2CPlus[{strategy}]'] = (
             lambda s=strategy: lambda c: LAYERS['A2D2CPlus'](

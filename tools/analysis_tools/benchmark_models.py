@@ -2,7 +2,8 @@
 """Whole-network speed and memory: static backbones vs every mmdyn layer.
 
 ResNet-18, ResNet-50 (``all_block_convs``) and MobileNetV2 1.0 backbones, K = 4,
-built through mmpretrain's ``MODELS`` registry. Measured side by side in one run,
+built through mmpretrain's ``MODELS`` registry; KernelWarehouse as ``KW`` (1x) and
+``KW-4x`` in its official placement. Measured side by side in one run,
 interleaved (median of ``--repeats`` rounds): eval forward at each ``--batch-sizes``,
 train forward+backward at ``--train-batch``, peak training memory (one fresh process
 per model). Table on stdout, JSON/CSV/Markdown under ``--out``. What is measured and
@@ -12,6 +13,7 @@ Examples::
 
     python tools/analysis_tools/benchmark_models.py --threads 2
     python tools/analysis_tools/benchmark_models.py --models resnet50 --layers A2D2CPlus ODConv
+    python tools/analysis_tools/benchmark_models.py --models resnet18 --layers KW KW-4x ODConv
     python tools/analysis_tools/benchmark_models.py --device cuda --amp
     python tools/analysis_tools/benchmark_models.py --quick      # tiny smoke run (seconds)
 """
@@ -23,7 +25,6 @@ import os.path as osp
 import sys
 
 from mmdyn.analysis import benchmark as bm
-from mmdyn.ops import LAYERS
 
 
 def parse_args(argv=None):
@@ -34,8 +35,9 @@ def parse_args(argv=None):
     parser.add_argument('--models', nargs='+', default=None, choices=list(bm.MODELS),
                         help='default: all')
     parser.add_argument('--layers', nargs='+', default=None,
-                        help=f'mmdyn layers to compare with static (default: all of '
-                        f'{list(LAYERS)}); the static backbone is always measured')
+                        help=f'mmdyn layers and variants to compare with static (default: '
+                        f'all of {list(bm.DEFAULT_LAYERS[1:])}; variants: '
+                        f'{bm.LAYER_VARIANTS}); the static backbone is always measured')
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=None,
                         help='eval batch sizes (default: 1 8)')
     parser.add_argument('--train-batch', type=int, default=None, help='default: 8')
@@ -60,9 +62,9 @@ def parse_args(argv=None):
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    unknown = [name for name in args.layers if name != bm.STATIC and name not in LAYERS]
+    unknown = [name for name in args.layers if name not in bm.DEFAULT_LAYERS]
     if unknown:
-        parser.error(f'unknown layer(s) {unknown}; choose from {[bm.STATIC] + list(LAYERS)}')
+        parser.error(f'unknown layer(s) {unknown}; choose from {list(bm.DEFAULT_LAYERS)}')
     if args.repeats < 1 or args.warmup < 0:
         parser.error('--repeats must be >= 1 and --warmup >= 0')
     if min(args.batch_sizes + [args.train_batch, args.input_size, args.kernel_num]) < 1:

@@ -1,7 +1,7 @@
 """KernelWarehouse in the dynamic backbones: warehouse names, sharing, freezing
 and static-checkpoint initialisation.
 
-Li, Yao, Chen, "KernelWarehouse: Rethinking the Design of Dynamic Convolution",
+Li, Yao, "KernelWarehouse: Rethinking the Design of Dynamic Convolution",
 ICML 2024 (official code OSVAI/KernelWarehouse). ``dyn_conv=dict(type='KW',
 ...)`` on ``DynResNet``/``DynResNetCIFAR``/``DynMobileNetV2`` replaces the
 chosen convolutions by :class:`~mmdyn.ops.KWConv2d` layers that draw from one
