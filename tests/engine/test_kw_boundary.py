@@ -21,8 +21,8 @@ from _tool_helpers import REPO, TEMPLATE, make_images, run  # noqa: E402
 import mmdyn.models  # noqa: E402,F401
 from mmdyn.engine import model_temperatures, set_model_temperature  # noqa: E402
 from mmdyn.ops import KWConv2d  # noqa: E402
-from test_temperature_boundary import (_checkpoint_temperatures, _runner_test_dump,  # noqa: E402
-                                       _tools_test_dump)
+from test_temperature_boundary import (_checkpoint_temperatures,  # noqa: E402
+                                       same_scores_through_every_client)
 
 TOL = 1e-5
 KW_BACKBONE = """    backbone=dict(
@@ -70,22 +70,9 @@ def test_kw_classifier_same_predictions_through_every_client(trained_kw):
     # τ before iteration 3 of a 40-iteration anneal 1 -> 0.
     assert _checkpoint_temperatures(ckpt) == [pytest.approx(37 / 40)]
 
-    ours = _tools_test_dump(config, ckpt, tmp / 'w_test', tmp / 'ours.pkl')
-    upstream = _runner_test_dump(config, ckpt, tmp / 'w_runner', tmp / 'upstream.pkl')
-    by_path = {r['img_path']: np.asarray(r['pred_score']) for r in ours}
-    assert len(by_path) == 16
-    for r in upstream:
-        np.testing.assert_allclose(np.asarray(r['pred_score']), by_path[r['img_path']],
-                                   rtol=0, atol=TOL)
-
-    from mmpretrain.apis import ImageClassificationInferencer
-    inferencer = ImageClassificationInferencer(model=config, pretrained=ckpt, device='cpu')
+    inferencer, paths, expected = same_scores_through_every_client(config, ckpt, tmp)
     temps = model_temperatures(inferencer.model)
     assert len(temps) == 9 and temps == [pytest.approx(37 / 40)] * 9  # 4 + 4 convs + 1 downsample
-    paths = sorted(by_path)
-    scores = np.stack([r['pred_scores'] for r in inferencer(paths, batch_size=4)])
-    expected = np.stack([by_path[p] for p in paths])
-    np.testing.assert_allclose(scores, expected, rtol=0, atol=TOL)
 
     # The comparison can fail: at τ = 0 (attention only) the scores move.
     set_model_temperature(inferencer.model, 0.0)

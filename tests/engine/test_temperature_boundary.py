@@ -57,6 +57,31 @@ def _tools_test_dump(config, checkpoint, work_dir, out):
         return pickle.load(f)
 
 
+def same_scores_through_every_client(config, ckpt, tmp):
+    """Check that ``tools/test.py``, upstream ``Runner.from_cfg().test()`` and
+    mmpretrain's ``ImageClassificationInferencer`` give the same scores (<= TOL)
+    for the 16 images of ``make_images``.
+
+    Returns:
+        tuple: ``(inferencer, image paths, their scores)``.
+    """
+    ours = _tools_test_dump(config, ckpt, tmp / 'w_test', tmp / 'ours.pkl')
+    upstream = _runner_test_dump(config, ckpt, tmp / 'w_runner', tmp / 'upstream.pkl')
+    by_path = {r['img_path']: np.asarray(r['pred_score']) for r in ours}
+    assert len(by_path) == 16
+    for r in upstream:
+        np.testing.assert_allclose(np.asarray(r['pred_score']), by_path[r['img_path']],
+                                   rtol=0, atol=TOL)
+
+    from mmpretrain.apis import ImageClassificationInferencer
+    inferencer = ImageClassificationInferencer(model=config, pretrained=ckpt, device='cpu')
+    paths = sorted(by_path)
+    scores = np.stack([r['pred_scores'] for r in inferencer(paths, batch_size=4)])
+    expected = np.stack([by_path[p] for p in paths])
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=TOL)
+    return inferencer, paths, expected
+
+
 # ------------------------------------------------------------------ classifier
 @pytest.fixture(scope='module')
 def trained_cls(tmp_path_factory):
@@ -85,23 +110,9 @@ def test_classifier_same_predictions_through_every_client(trained_cls):
     # After iterations 0..3 of a 40-iteration anneal from 30 to 1: T(3) = 27.825.
     assert temps == [pytest.approx(1 + 29 * 37 / 40)]
 
-    ours = _tools_test_dump(config, ckpt, tmp / 'w_test', tmp / 'ours.pkl')
-    upstream = _runner_test_dump(config, ckpt, tmp / 'w_runner', tmp / 'upstream.pkl')
-    by_path = {r['img_path']: np.asarray(r['pred_score']) for r in ours}
-    assert len(by_path) == 16
-    for r in upstream:
-        np.testing.assert_allclose(np.asarray(r['pred_score']), by_path[r['img_path']],
-                                   rtol=0, atol=TOL)
-
-    from mmpretrain.apis import ImageClassificationInferencer
-    inferencer = ImageClassificationInferencer(model=config, pretrained=ckpt, device='cpu')
+    inferencer, paths, expected = same_scores_through_every_client(config, ckpt, tmp)
     assert model_temperatures(inferencer.model) == [temps[0]] * len(
         model_temperatures(inferencer.model))
-    paths = sorted(by_path)
-    results = inferencer(paths, batch_size=4)
-    scores = np.stack([r['pred_scores'] for r in results])
-    expected = np.stack([by_path[p] for p in paths])
-    np.testing.assert_allclose(scores, expected, rtol=0, atol=TOL)
 
     # The comparison can fail: at the hook's end value (what tools/test.py used before the
     # temperature was stored) the scores move.

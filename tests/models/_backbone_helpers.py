@@ -1,4 +1,6 @@
 """Helpers of the backbone tests (imported by the test files)."""
+from torch.nn.modules.batchnorm import _BatchNorm
+
 import mmdyn.models  # noqa: F401  (registers the backbones)
 from mmdyn.ops import LAYERS
 
@@ -36,3 +38,19 @@ def forward_backward(model, x):
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads[:3])
     return outs
+
+
+def randomised_static_resnet(depth=50, **kwargs):
+    """mmpretrain static ResNet, eval mode, with random BN statistics so that
+    no residual branch is zero (zero_init_residual would hide errors)."""
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(dict(type='ResNet', depth=depth, **kwargs))
+    model.init_weights()
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    model.eval()            # the frameworks' train() returns None: do not chain
+    return model

@@ -1,25 +1,8 @@
 """Static -> dynamic checkpoint inflation (init_cfg Pretrained and the converter)."""
 import pytest
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from _backbone_helpers import build_cls, layer_cfg
-
-
-def randomised_static_resnet(depth=50):
-    """mmpretrain static ResNet, eval mode, with random BN statistics so that
-    no residual branch is zero (zero_init_residual would hide errors)."""
-    from mmpretrain.registry import MODELS
-    model = MODELS.build(dict(type='ResNet', depth=depth))
-    model.init_weights()
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    model.eval()            # the frameworks' train() returns None: do not chain
-    return model
+from _backbone_helpers import build_cls, layer_cfg, randomised_static_resnet
 
 
 @pytest.fixture(scope='module')

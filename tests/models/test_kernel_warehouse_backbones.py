@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from _backbone_helpers import build_cls, build_det, forward_backward
+from _backbone_helpers import build_cls, build_det, forward_backward, randomised_static_resnet
 from mmdyn.engine.hooks import set_model_temperature
 from mmdyn.ops import KWConv2d
 
@@ -218,17 +218,8 @@ def test_state_dict_round_trip_keeps_outputs_and_temperature(tmp_path):
 def static18(tmp_path_factory):
     """A static mmpretrain ResNet-18 (random init, random BN statistics so that
     no branch is trivial), its checkpoint and its outputs on a fixed input."""
-    from mmpretrain.registry import MODELS
     torch.manual_seed(1)
-    model = MODELS.build(dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3)))
-    model.init_weights()
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    model.eval()
+    model = randomised_static_resnet(18, out_indices=(0, 1, 2, 3))
     path = str(tmp_path_factory.mktemp('static') / 'r18.pth')
     torch.save(dict(state_dict={f'backbone.{k}': v for k, v in model.state_dict().items()}),
                path)
