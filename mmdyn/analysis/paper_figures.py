@@ -2,22 +2,26 @@
 
 :data:`PAPER_FIGURES` holds the parameter and MAdds counts of the A2D2C paper
 (T. Zhang et al., "A2D2C: Adaptive attention-driven dynamic convolution for local
-feature adaptation", Pattern Recognition 180, 2026) and of the official ODConv
-code (C. Li, A. Zhou, A. Yao, "Omni-Dimensional Dynamic Convolution", ICLR 2022),
-keyed by ``(model, layer, dataset)``; :func:`match_paper_row` finds the row a
-config file name refers to. :data:`PAPER_ACCURACY` holds the accuracies that the
-sources of the other systems report (the DMC paper's abstract, the MSFF blog
-post; docs/references.md), keyed by config file stem.
+feature adaptation", Pattern Recognition 180, 2026), of the official ODConv
+code (C. Li, A. Zhou, A. Yao, "Omni-Dimensional Dynamic Convolution", ICLR 2022)
+and the parameters and accuracies of the official KernelWarehouse README
+(C. Li, A. Yao, "KernelWarehouse: Rethinking the Design of Dynamic Convolution",
+ICML 2024; ``top1`` on ImageNet, ``box_ap``/``mask_ap`` on COCO), keyed by
+``(model, layer, dataset)``; :func:`match_paper_row` finds the row a config file
+name refers to. :data:`PAPER_ACCURACY` holds the accuracies that the sources of
+the other systems report (the DMC paper's abstract, the MSFF blog post;
+docs/references.md), keyed by config file stem.
 ``tools/analysis_tools/get_flops.py`` and ``tools/analysis_tools/model_zoo.py``
 print them beside our counts (docs/model_zoo.md).
 """
 import re
 from typing import Any, Dict, Optional, Tuple
 
-__all__ = ['PAPER_FIGURES', 'PAPER_ACCURACY', 'match_paper_row']
+__all__ = ['PAPER_FIGURES', 'PAPER_ACCURACY', 'match_paper_row', 'reference_accuracy']
 
 #: Published figures to print beside ours: ``params`` in millions, ``madds`` in
-#: GMAdds (224x224 ImageNet / as reported); ``source`` tells where each is from.
+#: GMAdds (224x224 ImageNet / as reported), ``top1`` / ``box_ap`` / ``mask_ap`` in %;
+#: ``source`` tells where each is from.
 PAPER_FIGURES: Dict[Tuple[str, str, str], Dict[str, Any]] = {
     # static baselines (official ODConv code, counted)
     ('resnet18', 'static', 'imagenet'): dict(params=11.69, source='ODConv code'),
@@ -50,6 +54,21 @@ PAPER_FIGURES: Dict[Tuple[str, str, str], Dict[str, Any]] = {
     # COCO (A2D2C paper, Table 7)
     ('mask-rcnn_r50_fpn', 'static', 'coco'): dict(params=46.45, source='A2D2C paper'),
     ('mask-rcnn_r50_fpn', 'a2d2cplus', 'coco'): dict(params=110.24, source='A2D2C paper'),
+    # KernelWarehouse (official README; ImageNet: ResNets 300 epochs, MobileNetV2 150).
+    # The released code with its kw1d4x_resnet18 config counts 4.03M for ResNet-18 1/4x,
+    # as ours does (configs/kernel_warehouse/README.md).
+    **{(model, f'kw-{ratio}x', 'imagenet'): dict(params=params, top1=top1, source='KW README')
+       for model, ratio, params, top1 in (
+           ('resnet18', '0.25', 4.08, 72.73), ('resnet18', '0.5', 7.43, 73.33),
+           ('resnet18', '1', 11.93, 74.77), ('resnet18', '2', 23.24, 75.19),
+           ('resnet18', '4', 45.86, 76.05), ('resnet50', '0.5', 17.64, 79.30),
+           ('resnet50', '1', 28.05, 80.38), ('resnet50', '4', 102.02, 81.05),
+           ('mobilenetv2_1.0', '0.5', 2.65, 72.59), ('mobilenetv2_1.0', '1', 5.17, 74.68),
+           ('mobilenetv2_1.0', '4', 11.38, 75.92), ('mobilenetv2_0.5', '0.5', 1.47, 65.20),
+           ('mobilenetv2_0.5', '1', 2.85, 68.29), ('mobilenetv2_0.5', '4', 4.65, 70.26))},
+    # COCO Mask R-CNN 1x (official detection/README; no parameter count given)
+    ('mask-rcnn_r50_fpn', 'kw-1x', 'coco'): dict(box_ap=41.8, mask_ap=38.4, source='KW README'),
+    ('mask-rcnn_r50_fpn', 'kw-4x', 'coco'): dict(box_ap=42.4, mask_ap=38.9, source='KW README'),
 }
 
 #: Published top-1 accuracies (%) of the other systems, by config file stem, with
@@ -68,6 +87,28 @@ PAPER_ACCURACY: Dict[str, Tuple[float, str]] = {
 _ALIASES = {'mask_rcnn_r50_a2d2c_coco.py': 'mask-rcnn_r50-a2d2c-plus-4x_fpn_1x_coco.py'}
 #: Datasets of the other systems: no row of :data:`PAPER_FIGURES` is about them.
 _OTHER_DATASETS = ('imagenette', 'imagewoof', 'svhn', 'gtsrb')
+#: The KernelWarehouse token of a (lower-cased, ``_`` -> ``-``) name: ``kw``, then
+#: optionally its ratio ``0.25x`` / ``1d4x`` (the official file names) / ``4x``.
+_KW_TOKEN = re.compile(r'(?<![a-z\d])kw(?:-?(\d+(?:\.\d+)?(?:d\d+)?)x)?(?![a-z\d.])')
+
+
+#: Accuracy fields of a row (%) and their labels, in print order.
+_ACCURACY_LABELS = (('top1', 'top-1'), ('box_ap', 'box AP'), ('mask_ap', 'mask AP'))
+
+
+def reference_accuracy(figures: Dict[str, Any]) -> str:
+    """The accuracies of a row as text, e.g. ``'top-1 76.05%'`` or
+    ``'box AP 41.8%, mask AP 38.4%'``; ``''`` when it has none."""
+    return ', '.join(f'{label} {figures[key]:g}%' for key, label in _ACCURACY_LABELS
+                     if key in figures)
+
+
+def _kw_ratio(text: Optional[str]) -> str:
+    """``'0.25'``, ``'1d4'`` -> ``'0.25'``; ``'1'``, ``'1.0'``, ``None`` -> ``'1'``."""
+    if text is None:
+        return '1'
+    num, _, den = text.partition('d')
+    return f'{float(num) / float(den or 1):g}'
 
 
 def match_paper_row(name: str) -> Optional[Tuple[Tuple[str, str, str], Dict[str, Any]]]:
@@ -77,9 +118,12 @@ def match_paper_row(name: str) -> Optional[Tuple[Tuple[str, str, str], Dict[str,
     ``resnet50``/``r50``, ``mobilenet-v2`` with a width ``0.5x``/``0.75x``,
     ``mask-rcnn`` + ``r50`` + ``fpn``), the layer (``a2d2c-plus``/``a2d2cplus``/
     ``a2d2c+``, ``a2d2c``, ``odconv``, ``dyconv``/``dynamicconv``,
-    ``condconv``, ``dcd``, otherwise static) and the dataset (``cifar``,
-    ``coco``, otherwise ImageNet; Imagenette, Imagewoof, SVHN and GTSRB have no
-    row). ``mask_rcnn_r50_a2d2c_coco.py`` is the A2D2C+ detector.
+    ``condconv``, ``dcd``, KernelWarehouse ``kw-<n>x`` with its ratio written
+    ``0.25``/``1d4`` and so on (``kw`` alone is 1x), otherwise static) and the
+    dataset (``cifar``, ``coco``, otherwise ImageNet; Imagenette, Imagewoof,
+    SVHN and GTSRB have no row). The KW ratio is not a MobileNetV2 width:
+    ``mobilenet-v2-w1.0-kw-0.5x`` is the x1.0 network with KW 1/2x.
+    ``mask_rcnn_r50_a2d2c_coco.py`` is the A2D2C+ detector.
 
     Args:
         name: Config file name or path.
@@ -91,6 +135,9 @@ def match_paper_row(name: str) -> Optional[Tuple[Tuple[str, str, str], Dict[str,
     n = _ALIASES.get(base, base).lower().replace('_', '-')
     if any(d in n for d in _OTHER_DATASETS):
         return None
+    kw = _KW_TOKEN.search(n)
+    if kw is not None:  # cut out, so that its ratio is not read as a width
+        n = n[:kw.start()] + n[kw.end():]
     if 'mask-rcnn' in n or 'maskrcnn' in n:
         if not re.search(r'r(esnet)?-?50', n):
             return None
@@ -107,7 +154,9 @@ def match_paper_row(name: str) -> Optional[Tuple[Tuple[str, str, str], Dict[str,
         model = f'mobilenetv2_{w}'
     else:
         return None
-    if re.search(r'a2d2c-?(plus|\+)', n):
+    if kw is not None:
+        layer = f'kw-{_kw_ratio(kw.group(1))}x'
+    elif re.search(r'a2d2c-?(plus|\+)', n):
         layer = 'a2d2cplus'
     elif 'a2d2c' in n:
         layer = 'a2d2c'

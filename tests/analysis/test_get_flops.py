@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from _helpers import run_tool, write_cfg
+from _helpers import CLS_CFG, run_tool, write_cfg
 from _tools import import_tool
 
 get_flops = import_tool('get_flops')
@@ -26,6 +26,24 @@ def test_classifier_a2d2c_plus_with_paper_row(tmp_path, capsys):
     assert re.search(r'^backbone\s', out, re.M) and re.search(r'^head\s', out, re.M)
     assert "paper row ('resnet18', 'a2d2cplus', 'imagenet')" in out
     assert '44.93M' in out and '1.934G' in out
+
+
+def test_kernel_warehouse_classifier_with_readme_row(tmp_path, capsys):
+    """A KW name is matched to its row of the official README (params and top-1);
+    the count is the official code's ResNet-18 KW 1x (11,932,148 with 1000 classes)."""
+    text = CLS_CFG.replace("type='ResNet'", "type='DynResNet'").replace(
+        '{conv}', "dyn_conv=dict(type='KW', cell_num_ratio=1)").replace(
+            'num_classes=10', 'num_classes=1000')
+    cfg = tmp_path / 'resnet18-kw-1x_in1k.py'
+    cfg.write_text(text)
+    res = get_flops.main([str(cfg), '--shape', '32'])
+    out = capsys.readouterr().out
+    params, madds, _ = _total(out)
+    assert params == pytest.approx(11.932148, abs=5e-4)
+    assert res.madds / 1e9 == pytest.approx(madds, abs=1e-4)
+    assert res.madds > res.madds_mmengine > 0  # the attention's element-wise work
+    assert ("paper row ('resnet18', 'kw-1x', 'imagenet') [KW README]: params 11.93M, "
+            'top-1 74.77%') in out
 
 
 def test_static_classifier_has_no_hidden_cost(tmp_path, capsys):

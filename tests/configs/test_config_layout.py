@@ -16,12 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / 'configs'
 EXACT_PATH = 'configs/mask_rcnn_r50_a2d2c_coco.py'
 #: Method folders whose configs are a static baseline plus a `dyn_conv`.
-DYN_CONV_FOLDERS = ('a2d2c', 'condconv', 'dcd', 'dynamic_conv', 'odconv')
+DYN_CONV_FOLDERS = ('a2d2c', 'condconv', 'dcd', 'dynamic_conv', 'kernel_warehouse', 'odconv')
 FOLDERS = DYN_CONV_FOLDERS + ('dmc', 'msff', 'static')
-LAYER_TOKEN = re.compile(r'-(a2d2c-plus-4x|a2d2c-4x|odconv-4x|dyconv-4x|condconv-4x|dcd)_')
+LAYER_TOKEN = re.compile(r'-(a2d2c-plus-4x|a2d2c-4x|odconv-4x|dyconv-4x|condconv-4x|dcd|'
+                         r'kw-(0\.25|0\.5|1|2|4)x)_')
 DYNAMIC_TYPE = {'ResNet': 'DynResNet', 'ResNet_CIFAR': 'DynResNetCIFAR',
                 'MobileNetV2': 'DynMobileNetV2'}
 VARIANT_KEYS = ('type', 'dyn_conv', 'dyn_placement')
+#: What a KW classifier head (MobileNetV2 KW 1/2x) changes in mmpretrain's LinearClsHead.
+KW_HEAD_KEYS = ('type', 'kw_cfg', 'dropout')
 CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in CONFIG_DIR.rglob('*.py')
                  if not {'_base_', 'demo'} & set(p.relative_to(CONFIG_DIR).parts[:-1]))
 VARIANTS = [c for c in CONFIGS if c.split('/')[1] in DYN_CONV_FOLDERS]
@@ -44,8 +47,8 @@ def test_one_folder_per_method():
 @pytest.mark.parametrize('rel', VARIANTS)
 def test_variant_is_its_static_baseline_plus_dyn_conv(rel):
     """Same data, schedule, runtime and network as ``configs/static/<same name with
-    'static'>``; only the backbone type, ``dyn_conv``, ``dyn_placement`` and the
-    temperature hook differ."""
+    'static'>``; only the backbone type, ``dyn_conv``, ``dyn_placement``, the
+    temperature hook and, for a ``KWLinearClsHead``, the classifier differ."""
     assert LAYER_TOKEN.search(Path(rel).name), rel
     static_rel = 'configs/static/' + LAYER_TOKEN.sub('-static_', Path(rel).name)
     cfg = config(rel).to_dict()
@@ -55,6 +58,11 @@ def test_variant_is_its_static_baseline_plus_dyn_conv(rel):
     assert 'dyn_conv' in backbone and 'dyn_conv' not in static_backbone
     assert {k: v for k, v in backbone.items() if k not in VARIANT_KEYS} == \
         {k: v for k, v in static_backbone.items() if k != 'type'}
+    if cfg['model'].get('head', {}).get('type') == 'KWLinearClsHead':
+        head, static_head = cfg['model'].pop('head'), static['model'].pop('head')
+        assert static_head['type'] == 'LinearClsHead'
+        assert {k: v for k, v in head.items() if k not in KW_HEAD_KEYS} == \
+            {k: v for k, v in static_head.items() if k != 'type'}
     hooks = cfg.pop('custom_hooks', [])
     assert 'custom_hooks' not in static
     assert [h['type'] for h in hooks] in ([], ['TemperatureAnnealHook'])

@@ -5,7 +5,9 @@ For each config: ``Config.fromfile`` loads it (``pretrained`` left None, so
 nothing is read or downloaded), its model is built in the config's
 ``default_scope``, the layer named in the file name is the one injected into
 the backbone (``static``: no mmdyn layer), the TemperatureAnnealHook is present
-exactly for the layers that have a temperature, and the model runs a forward
+exactly for the layers that have a temperature (KernelWarehouse: its own τ
+schedule 1 -> 0; the ImageNet KW models have the official code's parameter
+counts, ``_configs.KW_OFFICIAL_PARAMS``), and the model runs a forward
 in eval mode and a training forward + backward on a tiny input (classifiers:
 batch 2 at 64x64, CIFAR 32x32; detectors: one 128x128 image with one box and
 mask from ``mmdet.testing.demo_mm_inputs``).
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _configs import config
+from _configs import KW_OFFICIAL_PARAMS, config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / 'configs'
@@ -30,13 +32,27 @@ CONFIGS = sorted(
 LAYER_TOKENS = (('a2d2c-plus', 'A2D2CPlusConv2d'), ('a2d2c', 'A2D2CConv2d'),
                 ('odconv', 'ODConv2d'), ('dyconv', 'DynamicConv2d'),
                 ('condconv', 'CondConv2d'), ('dcd', 'DCDConv2d'), ('dmc', 'DynamicMaskConv2d'),
-                ('static', None))
+                ('kw', 'KWConv2d'), ('static', None))
 # Data roots of the classification datasets (nothing is downloaded).
 DATA_ROOTS = {'CIFAR10': 'data/cifar10', 'CIFAR100': 'data/cifar100', 'ImageNet': 'data/imagenet',
               'SVHN': 'data/svhn', 'GTSRB': 'data/gtsrb', 'Imagenette': 'data/imagenette2',
               'Imagewoof': 'data/imagewoof2'}
 SMALL_INPUTS = ('cifar', 'svhn', 'gtsrb')  # 32x32 datasets
 WITH_TEMPERATURE = {'A2D2CPlusConv2d', 'A2D2CConv2d', 'ODConv2d', 'DynamicConv2d'}
+#: KernelWarehouse ratio in a file name (``resnet18-kw-0.25x_...``).
+KW_RATIO = re.compile(r'-kw-(\d+(?:\.\d+)?)x[-_]')
+
+
+def kw_anneal_epochs(rel):
+    """Epochs of the KW τ schedule: the official 20 (ResNets) / 15 (MobileNetV2) on
+    ImageNet, 10 of the 100 CIFAR epochs, the first epoch of the COCO 1x."""
+    return 1 if 'coco' in rel else 10 if 'cifar' in rel else 15 if 'mobilenet' in rel else 20
+
+
+def four_kernels(rel, layer):
+    """Whether the name says K = 4 kernels (every ``-4x`` but KernelWarehouse's,
+    whose ``4x`` is a cell ratio)."""
+    return layer != 'KWConv2d' and ('-4x' in Path(rel).stem or rel == EXACT_PATH)
 
 
 def expected_layer(rel):
@@ -147,7 +163,13 @@ def _check_static(cfg, rel):
             assert ds.type == 'CocoDataset' and ds.data_root == 'data/coco/'
     layer = expected_layer(rel)
     hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') == 'TemperatureAnnealHook']
-    if layer in WITH_TEMPERATURE:
+    if layer == 'KWConv2d':
+        assert len(hooks) == 1, f'{rel}: needs one TemperatureAnnealHook'
+        schedule = hooks[0].layer_schedules.KW
+        assert (schedule.start_temperature, schedule.end_temperature) == (1.0, 0.0)
+        assert schedule.anneal_epochs == kw_anneal_epochs(rel)
+        _check_kw_ratio(cfg.model.backbone.dyn_conv, rel)
+    elif layer in WITH_TEMPERATURE:
         assert len(hooks) == 1, f'{rel}: needs one TemperatureAnnealHook'
         hook = hooks[0]
         assert hook.start_temperature == 30.0 and hook.end_temperature == 1.0
@@ -155,9 +177,20 @@ def _check_static(cfg, rel):
             assert hook.anneal_epochs == 10
     else:
         assert not hooks, f'{rel}: {layer} has no temperature, the hook must be absent'
-    if '-4x' in Path(rel).stem or rel == EXACT_PATH:
+    if four_kernels(rel, layer):
         assert cfg.model.backbone.dyn_conv.kernel_num == 4
     return layer
+
+
+def _check_kw_ratio(dyn_conv, rel):
+    """The ``kw-<n>x`` of the name is the cell ratio of the warehouses: of all
+    (``cell_num_ratio``), or of those overridden (MobileNetV2 1/2x: the last
+    stage's pw warehouses; the rest is static or 1x)."""
+    ratio = float(KW_RATIO.search(Path(rel).name).group(1))
+    overrides = dyn_conv.get('warehouse_overrides')
+    ratios = {o['cell_num_ratio'] for o in overrides.values()} if overrides else \
+        {dyn_conv.get('cell_num_ratio', 1.0)}
+    assert ratios == {ratio}, f'{rel}: KW {ratio}x but cell_num_ratio {ratios}'
 
 
 def _classifier_step(model, cfg, rel):
@@ -206,6 +239,8 @@ def test_config(rel):
     cfg = config(rel)
     layer = _check_static(cfg, rel)
     scope, model = _build(cfg)
+    if Path(rel).stem in KW_OFFICIAL_PARAMS:
+        assert sum(p.numel() for p in model.parameters()) == KW_OFFICIAL_PARAMS[Path(rel).stem]
     found = _mmdyn_layers(model)
     if layer is None:
         assert not found, f'{rel}: static config has mmdyn layers {found[:3]}'
@@ -213,9 +248,15 @@ def test_config(rel):
         assert found, f'{rel}: no {layer} in the model'
         wrong = {type(m).__name__ for _, m in found} - {layer}
         assert not wrong, f'{rel}: expected only {layer}, found {wrong}'
-        assert all(n.startswith('backbone.') for n, _ in found)
-        if '-4x' in Path(rel).stem or rel == EXACT_PATH:
+        # the KW classifier of MobileNetV2 KW 1/2x is the one layer outside the backbone
+        outside = ('head.fc.', ) if cfg.model.get('head', {}).get('type') == 'KWLinearClsHead' \
+            else ()
+        assert all(n.startswith(('backbone.', ) + outside) for n, _ in found)
+        if four_kernels(rel, layer):
             assert all(m.kernel_num == 4 for _, m in found)
+        if layer == 'KWConv2d':  # one backbone-level warehouse for all its KW layers
+            assert all(m.kernel_warehouse is model.backbone.kw_warehouse
+                       for n, m in found if n.startswith('backbone.'))
     if scope == 'mmdet':
         _detector_step(model, cfg, rel)
     else:

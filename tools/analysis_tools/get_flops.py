@@ -70,7 +70,7 @@ def main(argv=None):
     from mmdyn.analysis.complexity import (TraceError, build_model_from_cfg,
                                            count_complexity, detector_tensor_forward,
                                            is_detector)
-    from mmdyn.analysis.paper_figures import match_paper_row
+    from mmdyn.analysis.paper_figures import match_paper_row, reference_accuracy
     from mmdyn.engine.config import load_config
     cfg = load_config(args.config, args.cfg_options, init_scope=True)
     model = build_model_from_cfg(cfg)
@@ -103,11 +103,13 @@ def main(argv=None):
     if row is not None:
         key, fig = row
         ours = f'params {params_total / 1e6:.2f}M'
-        paper = f'params {fig["params"]:.2f}M'
+        paper = [f'params {fig["params"]:.2f}M'] if 'params' in fig else []
         if 'madds' in fig:
             ours += f', MAdds {result.madds / 1e9:.3f}G (batch {args.batch}, {hw[0]}x{hw[1]})'
-            paper += f', MAdds {fig["madds"]:.3f}G'
-        print(f'\npaper row {key} [{fig["source"]}]: {paper}\nours: {ours}')
+            paper.append(f'MAdds {fig["madds"]:.3f}G')
+        if reference_accuracy(fig):
+            paper.append(reference_accuracy(fig))
+        print(f'\npaper row {key} [{fig["source"]}]: {", ".join(paper)}\nours: {ours}')
     else:
         print('\n(no paper row matches this config name)')
     print('\nMAdds = multiply-adds (1 MAdd ~ 2 FLOPs), batch included. Element-wise ops, '

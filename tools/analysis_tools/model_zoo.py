@@ -3,7 +3,7 @@
 
 The configs are the ``Config`` entries of the metafiles that ``model-index.yml``
 imports (one ``configs/<method>/metafile.yml`` per method folder;
-tests/configs/test_model_index.py checks that every config file is listed). Each
+tests/configs/test_config_layout.py checks that every config file is listed). Each
 model is built without data and counted with :func:`mmdyn.analysis.count_complexity`
 (MMEngine's FlopAnalyzer plus mmdyn's handles, eval mode, batch 1): classifiers
 whole at 224x224 (ImageNet) or 32x32 (CIFAR, SVHN, GTSRB), detectors'
@@ -72,9 +72,10 @@ def count_config(path: str, madds: bool) -> dict:
 
 
 def markdown(rows) -> str:
+    from mmdyn.analysis.paper_figures import reference_accuracy
     lines = [
         '| config | params (M) | MAdds (G) | plain MMEngine MAdds (G) | input | '
-        'reference params (M) | reference MAdds (G) | reference top-1 (%) | reference | '
+        'reference params (M) | reference MAdds (G) | reference accuracy | reference | '
         'top-1 / mAP (ours) |',
         '|---|---|---|---|---|---|---|---|---|---|'
     ]
@@ -85,7 +86,7 @@ def markdown(rows) -> str:
             f'{r["madds"]:.3f} | {r["madds_mmengine"]:.3f} | {r["madds_scope"]} | '
             if 'madds' in r else f'| {r["config"]} | {r["params"]:.2f} | | | | ')
         lines[-1] += (f'{ref.get("params", ""):} | {ref.get("madds", "")} | '
-                      f'{ref.get("top1", "")} | {ref.get("source", "")} | |')
+                      f'{reference_accuracy(ref)} | {ref.get("source", "")} | |')
     return '\n'.join(lines) + '\n'
 
 
