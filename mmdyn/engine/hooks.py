@@ -31,7 +31,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner.base_loop import BaseLoop
 
-from mmdyn.utils.validation import check_positive_int, check_positive_number
+from mmdyn.utils.validation import check_number, check_positive_int, check_positive_number
 from mmdyn.utils.state_dict import unwrap_model
 
 
@@ -131,8 +131,9 @@ class _Schedule:
     def __init__(self, start_temperature: float, end_temperature: float, anneal_epochs: int,
                  by_epoch: bool, anneal_iters: Optional[int], owner: str,
                  allow_zero: bool = False):
-        check = (lambda name, value: _check_non_negative(name, value, owner)) if allow_zero \
-            else (lambda name, value: check_positive_number(name, value, owner=owner))
+        check = (lambda name, value: check_number(name, value, low=0.0, owner=owner)) \
+            if allow_zero else (lambda name, value: check_positive_number(name, value,
+                                                                           owner=owner))
         self.start = check('start_temperature', start_temperature)
         self.end = check('end_temperature', end_temperature)
         if self.start < self.end:
@@ -171,11 +172,6 @@ class _Schedule:
 
     def at(self, runner, n: int) -> float:
         return annealed_temperature(n, self.total_iters(runner), self.start, self.end)
-
-
-def _check_non_negative(name: str, value, owner: str) -> float:
-    from mmdyn.utils.validation import check_number
-    return check_number(name, value, low=0.0, owner=owner)
 
 
 @HOOKS.register_module()

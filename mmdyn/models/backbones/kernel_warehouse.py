@@ -31,7 +31,7 @@ convolutions stay ``nn.Conv2d``).
 import copy
 import fnmatch
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Mapping, Sequence, Set
 
 import torch
 import torch.nn as nn
