@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from mmengine.runner import Runner, load_checkpoint
 
-from _toys import ToyClassifier, ToyDataset
+from _toys import ToyClassifier, toy_runner_cfg
 
 import mmdyn.models  # noqa: F401  (installs the safe loader)
 from mmdyn.engine import (ALLOWED_CHECKPOINT_GLOBALS, UnsafeCheckpointError,
@@ -28,18 +28,10 @@ class ToyModel(ToyClassifier):
 
 
 def _runner(work_dir, max_iters, resume=False, load_from=None):
-    return Runner(
-        model=ToyModel(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=ToyDataset(), sampler=dict(type='DefaultSampler',
-                                                                  shuffle=True),
-                              batch_size=4, num_workers=0, collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
+    return Runner(model=ToyModel(), **toy_runner_cfg(
+        work_dir, max_iters, batch_size=4, optimizer=dict(type='SGD', lr=0.1, momentum=0.9),
         param_scheduler=dict(type='MultiStepLR', milestones=[3], by_epoch=False),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
-                           logger=dict(type='LoggerHook', interval=1)),
-        randomness=dict(seed=0), resume=resume, load_from=load_from,
-        default_scope=None, experiment_name=f'toy{max_iters}{resume}')
+        resume=resume, load_from=load_from, experiment_name=f'toy{max_iters}{resume}'))
 
 
 def test_mmengine_checkpoint_saves_loads_and_resumes(tmp_path):

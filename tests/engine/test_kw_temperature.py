@@ -11,7 +11,7 @@ import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from _toys import ToyClassifier, ToyDataset
+from _toys import ToyClassifier, toy_runner_cfg
 
 import mmdyn.models  # noqa: F401  (registrations + safe checkpoint loading)
 from mmdyn.engine import TemperatureAnnealHook, annealed_temperature
@@ -64,18 +64,9 @@ class Recorder(Hook):
 
 def make_runner(work_dir, name, hook, max_iters=6, resume=False, load_from=None):
     recorder = Recorder()
-    runner = Runner(
-        model=MixedToy(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=ToyDataset(),
-                              sampler=dict(type='DefaultSampler', shuffle=True),
-                              batch_size=2, num_workers=0,
-                              collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
-                           logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[hook, recorder], randomness=dict(seed=0), resume=resume,
-        load_from=load_from, default_scope=None, experiment_name=name)
+    runner = Runner(model=MixedToy(), **toy_runner_cfg(
+        work_dir, max_iters, custom_hooks=[hook, recorder], resume=resume,
+        load_from=load_from, experiment_name=name))
     return runner, recorder
 
 

@@ -12,7 +12,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from _toys import ToyClassifier, ToyDataset
+from _toys import ToyClassifier, ToyDataset, toy_runner_cfg
 
 import mmdyn.models  # noqa: F401  (registrations + safe checkpoint loading)
 from mmdyn.engine import (CPUDistributedDataParallel, TemperatureAnnealHook,
@@ -96,19 +96,10 @@ def make_runner(work_dir, max_iters=6, resume=False, load_from=None, hook=None, 
         extra = dict(val_dataloader=loader, val_cfg=dict(type='ValLoop'),
                      val_evaluator=[CountMetric()], test_dataloader=loader,
                      test_cfg=dict(type="TestLoop"), test_evaluator=[CountMetric()])
-    runner = Runner(
-        model=ToyModel(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=ToyDataset(),
-                              sampler=dict(type='DefaultSampler', shuffle=True),
-                              batch_size=2, num_workers=0,
-                              collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=3),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
-                           logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[hook, recorder], randomness=dict(seed=0), resume=resume,
-        load_from=load_from, default_scope=None,
-        experiment_name=f'temp_hook_{_COUNTER[0]}', **extra, **kwargs)
+    runner = Runner(model=ToyModel(), **toy_runner_cfg(
+        work_dir, max_iters, train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=3),
+        custom_hooks=[hook, recorder], resume=resume, load_from=load_from,
+        experiment_name=f'temp_hook_{_COUNTER[0]}', **extra, **kwargs))
     return runner, recorder
 
 
