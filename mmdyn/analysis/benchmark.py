@@ -21,10 +21,11 @@ measures, in one run:
   ``torch.cuda.max_memory_allocated`` growth.
 
 KernelWarehouse (``KW``: 1x, its default ``cell_num_ratio=1``; ``KW-4x``) is built in
-its own official placement (:data:`OWN_PLACEMENT`): the ResNets' block convolutions and
-strided ``downsample`` convolutions with one warehouse per stage, MobileNetV2's stem
-too, with the official sharing (:data:`MODEL_OPTIONS`); the networks whose parameter
-counts ``docs/kernel_warehouse.md`` gives.
+its own official placement (the backbones' default for a ``dyn_conv`` that
+:func:`~mmdyn.models.backbones.kernel_warehouse.is_kernel_warehouse`): the ResNets'
+block convolutions and strided ``downsample`` convolutions with one warehouse per
+stage, MobileNetV2's stem too, with the official sharing (:data:`MODEL_OPTIONS`); the
+networks whose parameter counts ``docs/kernel_warehouse.md`` gives.
 
 Times are medians over ``repeats`` interleaved rounds: every model variant runs once
 per round (the starting variant rotates), after ``warmup`` untimed rounds, so a
@@ -66,9 +67,6 @@ STATIC = 'static'
 LAYER_VARIANTS = {'KW-4x': dict(type='KW', cell_num_ratio=4)}
 #: Layers of the default run (``static``, every layer of ``mmdyn.ops.LAYERS``, the variants).
 DEFAULT_LAYERS = (STATIC, *LAYERS, *LAYER_VARIANTS)
-#: Layers built in their own official placement instead of ``dyn_placement``:
-#: KernelWarehouse (``DynResNet``'s default for it, docs/kernel_warehouse.md).
-OWN_PLACEMENT = ('KW', )
 #: ``dyn_conv`` options of one (model, row) on top of :func:`layer_config`, so that the
 #: row is the official network: MobileNetV2 KW 4x shares a warehouse within a layer
 #: only (official configs/mobilenetv2_100/kw4x_mobilenetv2_100.json).
@@ -100,8 +98,9 @@ def layer_config(layer: str, kernel_num: int) -> dict:
 def build_backbone(model: str, layer: str, kernel_num: int = 4) -> torch.nn.Module:
     """The backbone ``model`` with ``layer`` in its dynamic positions (``'static'``:
     mmpretrain's own backbone), built through mmpretrain's ``MODELS`` registry."""
-    import mmdyn.models  # noqa: F401  (registers DynResNet / DynMobileNetV2)
     from mmpretrain.registry import MODELS as REGISTRY
+
+    from mmdyn.models.backbones.kernel_warehouse import is_kernel_warehouse  # (registers)
     if model not in MODELS:
         raise ValueError(f'unknown model {model!r}; expected one of {list(MODELS)}')
     static_cfg, dyn_cfg = MODELS[model]
@@ -110,7 +109,7 @@ def build_backbone(model: str, layer: str, kernel_num: int = 4) -> torch.nn.Modu
     else:
         dyn_conv = dict(layer_config(layer, kernel_num), **MODEL_OPTIONS.get((model, layer), {}))
         cfg = dict(dyn_cfg, dyn_conv=dyn_conv)
-        if dyn_conv['type'] in OWN_PLACEMENT:
+        if is_kernel_warehouse(dyn_conv):  # its own official placement, not dyn_placement
             cfg.pop('dyn_placement', None)
     torch.manual_seed(0)
     # Not init_weights(): the construction-time init (nn.Conv2d's, each mmdyn layer's

@@ -255,16 +255,19 @@ class TemperatureAnnealHook(Hook):
                 args.update(anneal_iters=None, by_epoch=True)  # its own length, in epochs
             args.update(spec)
             self.layer_schedules[key] = _Schedule(owner=owner, allow_zero=True, **args)
+        self._keys: Dict[type, Optional[str]] = {}  # schedule_key by layer class
         self._warned_no_layers = False
         self.current_temperature: Optional[float] = None
 
     # ----------------------------------------------------------------- schedule
     def schedule_key(self, module: nn.Module) -> Optional[str]:
-        """The ``layer_schedules`` key that applies to ``module`` (None: default)."""
-        for key in layer_schedule_keys(module):
-            if key in self.layer_schedules:
-                return key
-        return None
+        """The ``layer_schedules`` key that applies to ``module`` (None: default);
+        looked up once per layer class (it is asked every iteration)."""
+        cls = type(module)
+        if cls not in self._keys:
+            self._keys[cls] = next((key for key in layer_schedule_keys(module)
+                                    if key in self.layer_schedules), None)
+        return self._keys[cls]
 
     def _schedule_of(self, module: nn.Module) -> '_Schedule':
         key = self.schedule_key(module)
@@ -295,15 +298,15 @@ class TemperatureAnnealHook(Hook):
                 continue
             key = self.schedule_key(module)
             if key not in values:
-                schedule = self._default if key is None else self.layer_schedules[key]
-                values[key] = schedule.at(runner, n)
+                values[key] = self._schedule_of(module).at(runner, n)
             setter(values[key])
             count += 1
         if count == 0 and not self._warned_no_layers:
             runner.logger.warning('TemperatureAnnealHook: the model has no module with '
                                   'set_temperature(); the hook does nothing')
             self._warned_no_layers = True
-        self.current_temperature = values.get(None, self.temperature_at(runner, n))
+        self.current_temperature = values[None] if None in values \
+            else self.temperature_at(runner, n)
         runner.message_hub.update_scalar('train/temperature', self.current_temperature)
         for key, value in values.items():
             if key is not None:

@@ -137,6 +137,13 @@ def partition_kernel(weight: torch.Tensor, partition: Partition,
     return cells.permute(4, 0, 2, 1, 3, 5, 6).reshape(g_s * g_o * g_i, c_out, c_in, ch, cw)
 
 
+def _claims_cell(i: int, cell_num_ratio: float) -> bool:
+    """Below ``cell_num_ratio`` 1, whether mixture ``i`` gets a cell of its own:
+    one in ``r = int(1/cell_num_ratio)``, when ``i % r == (i // r) % r`` (official)."""
+    per_cell = int(1.0 / cell_num_ratio)
+    return i % per_cell == (i // per_cell) % per_cell
+
+
 def temperature_bias(num_mixtures: int, num_cells: int, start: int,
                      cell_num_ratio: float) -> Tuple[torch.Tensor, List[int]]:
     """The temperature-initialised attention ``β`` of one layer and its own cells.
@@ -159,9 +166,8 @@ def temperature_bias(num_mixtures: int, num_cells: int, start: int,
         for i in range(num_mixtures):
             assigned.append(start + i * step)
     else:
-        per_cell = int(1.0 / cell_num_ratio)
         for i in range(num_mixtures):
-            if i % per_cell == (i // per_cell) % per_cell:
+            if _claims_cell(i, cell_num_ratio):
                 assigned.append(start)
                 start += 1
             else:
@@ -176,8 +182,17 @@ def cells_used(num_mixtures: int, cell_num_ratio: float) -> int:
     initialises (its share, see :func:`temperature_bias`)."""
     if cell_num_ratio >= 1:
         return num_mixtures * int(cell_num_ratio)
-    per_cell = int(1.0 / cell_num_ratio)
-    return sum(1 for i in range(num_mixtures) if i % per_cell == (i // per_cell) % per_cell)
+    return sum(1 for i in range(num_mixtures) if _claims_cell(i, cell_num_ratio))
+
+
+def init_cells_(cells: torch.Tensor) -> None:
+    """The official initialisation of one layer's own cells ``(k, c_out, c_in, ch,
+    cw)``: kaiming-normal (fan-out, ReLU) over them as one ``(k*c_out, c_in, ch,
+    cw)`` tensor. No-op for ``k = 0``."""
+    if cells.size(0):
+        with torch.no_grad():
+            nn.init.kaiming_normal_(cells.view(-1, *cells.shape[2:]), mode='fan_out',
+                                    nonlinearity='relu')
 
 
 def normalise_attention(logits: torch.Tensor, temperature: float,
@@ -280,14 +295,10 @@ class KernelWarehouse(nn.Module):
             shapes = [m.kernel_shape for m in members]
             cell = cell_shape_of(shapes, opts['cell_inplane_ratio'], opts['cell_outplane_ratio'],
                                  opts['spatial_partition'], name=f'warehouse {name!r}')
-            total = 0
-            for shape in shapes:
-                g_s, g_o, g_i = partition_of(shape, cell)
-                total += g_s * g_o * g_i
+            mixtures = [math.prod(partition_of(shape, cell)) for shape in shapes]
             ratio = opts['cell_num_ratio']
-            num_cells = max(int(total * ratio), 1)
-            claimed = sum(cells_used(g_s * g_o * g_i, ratio)
-                          for g_s, g_o, g_i in (partition_of(s, cell) for s in shapes))
+            num_cells = max(int(sum(mixtures) * ratio), 1)
+            claimed = sum(cells_used(m, ratio) for m in mixtures)
             if claimed != num_cells:
                 raise ValueError(
                     f'warehouse {name!r}: the temperature initialisation gives its layers '
@@ -309,13 +320,8 @@ class KernelWarehouse(nn.Module):
         member's cells as one ``(cells*c_out, c_in, ch, cw)`` tensor, the
         official initialisation)."""
         for name, members in self._members.items():
-            cells = self.cells[name]
-            with torch.no_grad():
-                for member in members:
-                    lo, hi = member.cell_range
-                    if hi > lo:
-                        nn.init.kaiming_normal_(cells[lo:hi].view(-1, *cells.shape[2:]),
-                                                mode='fan_out', nonlinearity='relu')
+            for member in members:
+                init_cells_(self.cells[name][slice(*member.cell_range)])
 
     def extra_repr(self) -> str:
         return ', '.join(f'{n}: {tuple(self.cells[n].shape) if n in self.cells else "unbuilt"} '

@@ -26,8 +26,8 @@ from ._base import (DynamicConvBase, SafeBatchNorm1d, TemperatureMixin, at_least
                     batch_norm_madds, init_bias_)
 from .batched_conv import (STRATEGIES, batched_dynamic_conv2d, empty_batch_output,
                            is_channels_last, is_empty_batch, is_exporting, unfold_dynamic_conv2d)
-from .kernel_warehouse import (KernelWarehouse, assemble_kernels, cells_used, normalise_attention,
-                               partition_of, temperature_bias)
+from .kernel_warehouse import (KernelWarehouse, assemble_kernels, cells_used, init_cells_,
+                               normalise_attention, partition_of, temperature_bias)
 from .registry import register_layer
 
 
@@ -160,8 +160,7 @@ class KWConv2d(TemperatureMixin, DynamicConvBase):
                                 f'{type(warehouse).__name__}')
             object.__setattr__(self, '_shared', warehouse)  # a reference, not a child
             warehouse.reserve(self, warehouse_name)
-        if self.bias is not None:
-            init_bias_(self.bias, self.kernel_shape[1] * self.kernel_size[0] * self.kernel_size[1])
+        init_bias_(self.bias, math.prod(self.kernel_shape[1:]))
 
     @staticmethod
     def check_temperature_value(value) -> float:
@@ -208,7 +207,7 @@ class KWConv2d(TemperatureMixin, DynamicConvBase):
         cells = warehouse.cells[name]
         self.cell_shape = tuple(cells.shape[1:])
         self.partition = partition_of(self.kernel_shape, self.cell_shape)
-        num_mixtures = self.partition[0] * self.partition[1] * self.partition[2]
+        num_mixtures = math.prod(self.partition)
         num_cells = cells.size(0)
         ratio = opts['cell_num_ratio']
         num_local, num_basis = int(ratio * num_mixtures), None
@@ -228,15 +227,9 @@ class KWConv2d(TemperatureMixin, DynamicConvBase):
         fan-out, official); the other cells of a shared warehouse are left alone."""
         if hasattr(self, 'attention_net'):
             self.attention_net.reset_parameters()
-        if self.bias is not None:
-            init_bias_(self.bias, self.kernel_shape[1] * self.kernel_size[0] * self.kernel_size[1])
-        wh = self.kernel_warehouse
-        lo, hi = self.cell_range
-        if wh.built and hi > lo:
-            cells = wh.cells[self.warehouse_name]
-            with torch.no_grad():
-                nn.init.kaiming_normal_(cells[lo:hi].view(-1, *cells.shape[2:]), mode='fan_out',
-                                        nonlinearity='relu')
+        init_bias_(self.bias, math.prod(self.kernel_shape[1:]))
+        if self.kernel_warehouse.built:
+            init_cells_(self.cells[slice(*self.cell_range)])
 
     # ------------------------------------------------------------------ forward
     def attention(self, x: torch.Tensor) -> torch.Tensor:
@@ -294,10 +287,7 @@ class KWConv2d(TemperatureMixin, DynamicConvBase):
             attention += b * m * att.num_basis * att.fc3.out_features + b * logits
         if self.temperature != 0.0:
             attention += 2 * b * logits + logits
-        cell = 1
-        for size in self.cell_shape:
-            cell *= size
-        return dict(attention=attention, assembly=b * m * n * cell,
+        return dict(attention=attention, assembly=b * m * n * math.prod(self.cell_shape),
                     conv=self.static_conv_madds(b, out_hw))
 
 

@@ -222,7 +222,7 @@ def inflate_warehouse(model: nn.Module, src: Mapping[str, torch.Tensor],
             ``cell_num_ratio < 1`` (fewer cells than partitions: a static
             kernel has no exact place in it).
     """
-    target, consumed = None, set()
+    target, consumed, prefixes = None, set(), {}
     for name, layer in model.named_modules():
         key = f'{name}.weight'
         if not isinstance(layer, KWConv2d) or key not in src:
@@ -240,7 +240,9 @@ def inflate_warehouse(model: nn.Module, src: Mapping[str, torch.Tensor],
                 f'than kernel partitions a static kernel has no exact place in the '
                 f'warehouse; train KW {ratio}x from scratch or load a KW checkpoint')
         target = model.state_dict() if target is None else target
-        cells_key = f'{warehouse_prefix(model, warehouse)}cells.{layer.warehouse_name}'
+        if id(warehouse) not in prefixes:
+            prefixes[id(warehouse)] = warehouse_prefix(model, warehouse)
+        cells_key = f'{prefixes[id(warehouse)]}cells.{layer.warehouse_name}'
         cells = out.setdefault(cells_key, target[cells_key].clone())
         parts = partition_kernel(static.to(cells.dtype), layer.partition, layer.cell_shape)
         cells[torch.as_tensor(layer.assigned_cells)] = parts
