@@ -166,6 +166,20 @@ def test_work_dir_is_a_file(tool, inside, tiny_config, tmp_path, capsys):
         f'error: --work-dir must be a directory (created if missing), but {work_dir} {what}')
 
 
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_work_dir_that_cannot_be_created(tool, tiny_config, tmp_path, capsys):
+    """--work-dir /proc/x used to pass the checks and fail inside MMEngine."""
+    ckpt = tmp_path / 'x.pth'
+    torch.save({}, ckpt)
+    argv = [tiny_config] + ([str(ckpt)] if tool == 'test' else [])
+    with pytest.raises(SystemExit) as exc:
+        import_tool(tool).main(argv + ['--work-dir', '/proc/mmdyn-work'])
+    assert exc.value.code == 2
+    message = argparse_error(capsys)  # the reason: ENOENT for root, EACCES for others
+    assert 'error: --work-dir /proc/mmdyn-work cannot be used: /proc does not accept new ' \
+        'folders (' in message and message.endswith(')')
+
+
 def test_get_flops_shape_zero(tmp_path, capsys):
     get_flops = import_tool('get_flops')
     cfg = tmp_path / 'c.py'

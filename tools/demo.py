@@ -39,6 +39,7 @@ def parse_args(argv=None):
                         help='training iterations (default: the config\'s)')
     parser.add_argument('--num-train', type=int, default=240)
     parser.add_argument('--num-val', type=int, default=60)
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     cli.check_config_path(parser, args.config)
     if args.max_iters is not None and args.max_iters < 1:
@@ -102,9 +103,8 @@ def plot_curves(scalars_file: str, out_png: str) -> None:
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
-    from mmengine.runner import Runner
-
     from mmdyn.datasets import make_shapes_coco
+    from mmdyn.engine.runner import build_runner  # locked work dir, safe config dump
 
     os.makedirs(args.out_dir, exist_ok=True)
     data_root = osp.join(args.out_dir, 'shapes')
@@ -113,7 +113,7 @@ def main(argv=None):
           f'{", ".join(info["classes"])} in {data_root}', flush=True)
 
     cfg = build_cfg(args, data_root)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     train_time = time.time() - start
     metrics = runner.test()
@@ -146,4 +146,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

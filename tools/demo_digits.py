@@ -59,9 +59,8 @@ def write_digits(root: str, val_fraction: float = 0.2, seed: int = 0) -> dict:
 
 
 def train_one(name: str, config: str, data_root: str, out_dir: str, epochs) -> dict:
-    from mmengine.runner import Runner
-
     from mmdyn.engine.config import load_config
+    from mmdyn.engine.runner import build_runner  # locked work dir, safe config dump
     cfg = load_config(config, init_scope=True)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = data_root
@@ -72,7 +71,7 @@ def train_one(name: str, config: str, data_root: str, out_dir: str, epochs) -> d
     cfg.work_dir = osp.join(out_dir, name.replace('+', 'plus').lower())
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='ProgressBarHook')]
     start = time.time()
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     metrics = runner.test()
     return dict(accuracy=float(metrics['accuracy/top1']), seconds=round(time.time() - start, 1),
@@ -83,6 +82,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out-dir', default=osp.join(ROOT, 'outputs', 'demo_digits'))
     parser.add_argument('--epochs', type=int, default=None)
+    from mmdyn.engine import cli  # --debug
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error('--epochs must be >= 1')
@@ -100,4 +101,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

@@ -16,8 +16,10 @@ the input's format, PNG if Pillow cannot write it), and a counter
 (``cat_pred_1.png``) when two inputs have the same name or the name is taken
 by an input. No output ever overwrites an input (``mmdyn.utils.output_paths``); each
 image's output path is printed. ``--json`` receives all results (it must not
-be an input either). An unreadable image is reported and skipped; the exit
-status is then 1. Bad arguments exit with 2.
+be an input either). An image that cannot be read or predicted (not an image,
+or one the test pipeline cannot take, e.g. 10000x10 pixels) is reported in one
+line naming it and skipped, the others go on; the exit status is then 1. Bad
+arguments exit with 2.
 """
 import argparse
 import json
@@ -45,6 +47,7 @@ def parse_args(argv=None):
     cli.add_device_option(parser)
     cli.add_config_options(parser)
     cli.add_partial_checkpoint_option(parser)
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     cli.check_config_path(parser, args.config)
     cli.check_checkpoint_path(parser, args.checkpoint, urls=False)
@@ -86,6 +89,16 @@ def save_rgb(rgb, path: str) -> None:
     Image.fromarray(rgb).save(path, format=fmt)
 
 
+def one_line(err: BaseException) -> str:
+    """``err`` as one line: its message's first line (OpenCV's and PyTorch's run over
+    several), prefixed by its type unless it is one of the tool's own errors."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else ''
+    if isinstance(err, (FileNotFoundError, ValueError)):
+        return text or type(err).__name__
+    return f'{type(err).__name__}: {text}' if text else type(err).__name__
+
+
 def main(argv=None) -> int:
     """Run the tool; return the exit status (0 ok, 1 some image failed)."""
     args, parser = parse_args(argv)
@@ -103,20 +116,32 @@ def main(argv=None) -> int:
           f'{", DMC layers: %d" % len(predictor.dmc_layers) if predictor.dmc_layers else ""})'
           f'; {len(args.images)} image(s)', flush=True)
     results, errors = [], []
+
+    def report(path, err, what=''):
+        if getattr(args, 'debug', False):
+            import traceback
+            traceback.print_exception(err)
+        reason = one_line(err)
+        print(f'{path}: error: {what}{reason}', file=sys.stderr, flush=True)
+        errors.append(dict(image=path, error=f'{what}{reason}'))
+
     for path, name in args.images:
-        try:
+        try:  # one image never ends the batch: it is reported, the others go on
             result = predictor.predict(path, topk=args.topk, score_thr=args.score_thr)
-        except (FileNotFoundError, ValueError) as err:
-            print(f'{path}: error: {err}', file=sys.stderr, flush=True)
-            errors.append(dict(image=path, error=str(err)))
+        except Exception as err:  # noqa: BLE001 - reported per image, exit status 1
+            report(path, err)
             continue
         print(f'{path}:\n{result.to_text()}', flush=True)
         entry = dict(image=path, **result.to_dict())
         if args.namer is not None:
             out = args.namer.path_for(name, output_extension(name))
-            save_rgb(predictor.draw(path, result), out)
-            entry['annotated'] = out
-            print(f'  annotated image: {out}', flush=True)
+            try:
+                save_rgb(predictor.draw(path, result), out)
+            except Exception as err:  # noqa: BLE001 - the prediction above stands
+                report(path, err, 'annotated image not written: ')
+            else:
+                entry['annotated'] = out
+                print(f'  annotated image: {out}', flush=True)
         results.append(entry)
     if args.json_file:
         os.makedirs(osp.dirname(osp.abspath(args.json_file)), exist_ok=True)
@@ -128,11 +153,13 @@ def main(argv=None) -> int:
     if args.out_dir:
         print(f'annotated images written to {args.out_dir}')
     if errors:
-        print(f'error: {len(errors)} of {len(args.images)} image(s) could not be read',
+        failed = len({e['image'] for e in errors})
+        print(f'error: {failed} of {len(args.images)} image(s) failed (reported above)',
               file=sys.stderr)
         return 1
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from mmdyn.engine import cli
+    cli.run(main)

@@ -538,6 +538,7 @@ def parse_args(argv=None):
     parser.add_argument('--screenshot', metavar='PNG',
                         help='render the window once, save it to this file and exit')
     cli.add_partial_checkpoint_option(parser)
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     if not 0.0 <= args.score_thr <= 1.0:
         parser.error(f'--score-thr must be in [0, 1], got {args.score_thr}')
@@ -579,4 +580,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from mmdyn.engine import cli
+    cli.run(main)

@@ -89,6 +89,27 @@ if [ "$PRINT_REQUIREMENTS" = 1 ]; then
   exit 0
 fi
 
+# ------------------------------------------ switches checked up front (the dry run too)
+# why the folder $1 cannot be made (nothing when it can): the nearest existing
+# folder on its path must be a writable folder
+why_not_creatable() {
+  local p="$1"
+  while [ ! -e "$p" ] && [ "$p" != "$(dirname "$p")" ]; do p="$(dirname "$p")"; done
+  if [ ! -d "$p" ]; then
+    if [ "$p" = "$1" ]; then echo "it is a file, not a folder"; else echo "$p is a file, not a folder"; fi
+  elif [ ! -w "$p" ] || [ ! -x "$p" ]; then
+    echo "$p is not writable"
+  fi
+}
+if [ -n "${MMDYN_MMCV_JOBS:-}" ] && ! [[ "$MMDYN_MMCV_JOBS" =~ ^[1-9][0-9]*$ ]]; then
+  die "MMDYN_MMCV_JOBS must be a whole number of parallel compile jobs (1 or more), got '$MMDYN_MMCV_JOBS'"
+fi
+VENV_NAME="$([ -n "${MMDYN_VENV:-}" ] && echo "MMDYN_VENV=$VENV" || echo "the venv folder $VENV")"
+if [ ! -x "$VENV/bin/python" ]; then
+  why="$(why_not_creatable "$VENV")"
+  [ -z "$why" ] || die "$VENV_NAME cannot be created: $why; set MMDYN_VENV to a folder of its own"
+fi
+
 # ------------------------------------------------------------- where pip installs from
 PIP_SOURCE=()
 if [ -n "${MMDYN_WHEELS:-}" ]; then
@@ -166,6 +187,9 @@ else
   PY_TAG=""
   if command -v "$PY" >/dev/null 2>&1 || [ -x "$PY" ]; then
     PY_TAG="$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])' 2>/dev/null || true)"
+  fi
+  if [ -z "$PY_TAG" ] && [ ! -x "$VENV/bin/python" ]; then   # it is to create the venv
+    die "PYTHON=$PY is not a Python interpreter that runs (not on PATH, not executable, or it fails to start); set PYTHON to the python3 that is to create the venv $VENV"
   fi
   # with an NVIDIA driver loaded but no nvidia-smi, an existing venv's torch can tell the GPU
   if ! command -v nvidia-smi >/dev/null 2>&1 && { [ -e /proc/driver/nvidia/version ] || [ -e /dev/nvidia0 ]; } \
@@ -294,6 +318,11 @@ STAMP_STATE=stale
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_TEXT" ] && [ -x "$VENV/bin/python" ]; then
   STAMP_STATE="up to date"
 fi
+if [ -z "$CACHED_WHEEL" ] && [ "$STAMP_STATE" = stale ]; then   # mmcv is to be built into the cache
+  why="$(why_not_creatable "$WHEEL_DIR")"
+  [ -z "$why" ] || die "the mmcv wheel cache $WHEEL_DIR cannot be created: $why; set MMDYN_CACHE to a writable folder"
+fi
+MMCV_JOBS="${MMDYN_MMCV_JOBS:-$(nproc)}"
 
 if [ "$DRY_RUN" = 1 ]; then
   plan mode "$MODE"
@@ -311,6 +340,7 @@ if [ "$DRY_RUN" = 1 ]; then
   plan cache_key "$CACHE_KEY"
   plan cache_dir "$WHEEL_DIR"
   plan cached_wheel "${CACHED_WHEEL:-none (mmcv will be built)}"
+  [ -n "$CACHED_WHEEL" ] || plan mmcv_jobs "$MMCV_JOBS$([ -n "${MMDYN_MMCV_JOBS:-}" ] && echo ' (from MMDYN_MMCV_JOBS)' || echo ' (nproc)')"
   plan packages_from "$([ -n "${WHEELS:-}" ] && echo "$WHEELS (pip --no-index --find-links)" || echo 'the package index')"
   plan stamp "$STAMP_STATE"
   plan stamp_text "$STAMP_TEXT"
@@ -398,7 +428,7 @@ if [ -z "$CACHED_WHEEL" ]; then
     sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
   fi
   export MMCV_WITH_OPS=1
-  export MAX_JOBS="${MMDYN_MMCV_JOBS:-$(nproc)}"
+  export MAX_JOBS="$MMCV_JOBS"
   if [ "$VARIANT" = cuda ]; then
     export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$ARCH_LIST" CUDA_HOME="$CUDA_ROOT"
     export PATH="$(dirname "$NVCC"):$PATH"

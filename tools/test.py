@@ -5,6 +5,7 @@ Usage::
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
         [--show-dir DIR] [--cfg-options KEY=VALUE ...]
         [--launcher {none,pytorch,slurm,mpi}] [--allow-partial-checkpoint]
+        [--allow-nonfinite]
 
 Prints the metrics as one line ``mmdyn test metrics: {...}`` (rank 0 only) after
 MMEngine's log.
@@ -15,7 +16,10 @@ fit the model (missing, unexpected or shape-mismatched keys, e.g. a static
 checkpoint for a dynamic config) is refused before anything is evaluated: a
 one-line error with the counts and the first keys, exit status 1. With
 ``--allow-partial-checkpoint`` it is loaded anyway (what fits) and the same
-summary is logged as a warning. The work is done by :mod:`mmdyn.engine.runner`.
+summary is logged as a warning. A checkpoint holding NaN/inf values is refused
+the same way (how many, in which tensors) unless ``--allow-nonfinite``; one with
+an invalid attention temperature always is. The work is done by
+:mod:`mmdyn.engine.runner`.
 """
 import argparse
 import sys
@@ -23,8 +27,8 @@ import sys
 from mmengine.dist import get_rank
 
 from mmdyn.datasets import check_dataset_paths
-from mmdyn.engine import CheckpointMismatchError, UnsafeCheckpointError, cli
-from mmdyn.engine.runner import build_runner, build_test_config, run_test
+from mmdyn.engine import CheckpointError, CheckpointMismatchError, NonFiniteCheckpointError, cli
+from mmdyn.engine.runner import WorkDirLockedError, build_runner, build_test_config, run_test
 from mmdyn.utils.output_paths import OutputPathError, check_output_path
 
 
@@ -41,6 +45,10 @@ def parse_args(argv=None):
     cli.add_config_options(parser)
     cli.add_launcher_options(parser)
     cli.add_partial_checkpoint_option(parser)
+    parser.add_argument('--allow-nonfinite', action='store_true',
+                        help='evaluate a checkpoint holding NaN/inf values anyway (refused by '
+                        'default: its metrics would mean nothing)')
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     cli.apply_local_rank(args)
     cli.check_config_path(parser, args.config)
@@ -69,15 +77,21 @@ def main(argv=None):
         parser.error(str(err))
     try:
         check_dataset_paths(cfg, splits=('test', ))
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # ValueError: e.g. an empty COCO json
         parser.error(str(err))
-    runner = build_runner(cfg)
+    try:
+        runner = build_runner(cfg)
+    except WorkDirLockedError as err:  # another run holds the work dir
+        sys.exit(f'error: {err}')
     try:
         metrics = run_test(runner, args.checkpoint, out=args.out,
-                           allow_partial=args.allow_partial_checkpoint)
-    except (CheckpointMismatchError, UnsafeCheckpointError) as err:
+                           allow_partial=args.allow_partial_checkpoint,
+                           allow_nonfinite=args.allow_nonfinite)
+    except CheckpointError as err:
         hint = ('; pass --allow-partial-checkpoint to load it anyway'
-                if isinstance(err, CheckpointMismatchError) else '')
+                if isinstance(err, CheckpointMismatchError) else
+                '; pass --allow-nonfinite to evaluate it anyway'
+                if isinstance(err, NonFiniteCheckpointError) else '')
         sys.exit(f'error: {err}{hint}')
     if get_rank() == 0:  # every rank holds the collected metrics; print them once
         print(f'mmdyn test metrics: {metrics}', flush=True)
@@ -85,4 +99,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

@@ -22,7 +22,7 @@ import sys
 
 from mmdyn.datasets import check_dataset_paths
 from mmdyn.engine import CheckpointMismatchError, cli
-from mmdyn.engine.runner import build_runner, build_train_config, run_train
+from mmdyn.engine.runner import WorkDirLockedError, build_runner, build_train_config, run_train
 
 
 def parse_args(argv=None):
@@ -41,6 +41,7 @@ def parse_args(argv=None):
                         'from the latest checkpoint in the work dir')
     cli.add_config_options(parser)
     cli.add_launcher_options(parser)
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     cli.apply_local_rank(args)
     cli.check_config_path(parser, args.config)
@@ -62,9 +63,12 @@ def main(argv=None):
         parser.error(str(err))
     try:
         check_dataset_paths(cfg, splits=('train', 'val'))
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # ValueError: e.g. an empty COCO json
         parser.error(str(err))
-    runner = build_runner(cfg)
+    try:
+        runner = build_runner(cfg)
+    except WorkDirLockedError as err:  # another run holds the work dir
+        sys.exit(f'error: {err}')
     try:
         run_train(runner, '--resume' if args.resume is not None else 'resume')
     except CheckpointMismatchError as err:
@@ -73,4 +77,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

@@ -32,8 +32,10 @@ per round (the starting variant rotates), after ``warmup`` untimed rounds, so a
 change of machine load hits every variant alike. Every figure is also given as a
 ratio to the static backbone of the same model measured in the same run.
 """
+import csv
 import ctypes
 import gc
+import io
 import json
 import math
 import os
@@ -469,6 +471,110 @@ def check_targets(rows: List[dict]) -> List[dict]:
             found.append(dict(model=model, layer=layer, column=column, limit=limit,
                               measured=ratio, met=ratio <= limit))
     return found
+
+
+# --------------------------------------------------------------------------- results
+def is_earlier_result(path: str, signature) -> bool:
+    """Whether the file ``path`` is a result an earlier run of the same benchmark wrote.
+
+    Args:
+        path: An existing file.
+        signature: For a ``.json`` file, the keys its top-level object must have; for
+            any other file, the start of its first line (a CSV header, a Markdown
+            table's "Measured with `tools/...`" line).
+    """
+    if path.endswith('.json'):
+        try:
+            with open(path, encoding='utf-8') as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and all(key in data for key in signature)
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            return f.readline().startswith(signature)
+    except OSError:
+        return False
+
+
+def check_result_files(out_dir: str, signatures: Dict[str, object], arg: str = '--out') -> None:
+    """Refuse, before anything is measured, an output folder the results cannot go to.
+
+    ``out_dir`` must be a folder or a path where one can be created, and each result
+    file of ``signatures`` (file name -> :func:`is_earlier_result` signature) that
+    exists there must be a result of an earlier run of the same tool: a benchmark
+    never writes over a file it did not create.
+
+    Raises:
+        mmdyn.utils.output_paths.OutputPathError: One line naming the argument and
+            the file.
+    """
+    from mmdyn.utils.output_paths import OutputPathError
+    full = os.path.abspath(os.path.expanduser(out_dir))
+    if os.path.lexists(full) and not os.path.isdir(full):
+        raise OutputPathError(f'{arg} {out_dir} is a file; expected a folder for the results '
+                              '(created if missing)')
+    probe = full
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise OutputPathError(f'{arg} {out_dir} cannot be created: {probe} is a file')
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputPathError(f'{arg} {out_dir} cannot be written: {probe} is not writable')
+    for name, signature in signatures.items():
+        path = os.path.join(out_dir, name)
+        if os.path.isdir(path):
+            raise OutputPathError(f'{arg} {out_dir}: {path} is a folder; choose another {arg}')
+        if os.path.lexists(path) and not is_earlier_result(path, signature):
+            raise OutputPathError(f'{arg} {out_dir}: {path} exists and was not written by this '
+                                  f'tool; choose another {arg} or remove the file')
+
+
+def csv_text(rows: List[dict]) -> str:
+    """``rows`` as CSV text (the union of their keys as columns, in order of appearance).
+
+    Raises:
+        ValueError: No rows (a benchmark never writes an empty CSV).
+    """
+    if not rows:
+        raise ValueError('no measurement to write')
+    fields: List[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator='\n')
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_result_files(out_dir: str, contents: Dict[str, str]) -> List[str]:
+    """Write the result files (file name -> text) into ``out_dir`` (created if missing).
+
+    Each file is written whole to a temporary name beside it and renamed at the end
+    (:func:`mmdyn.utils.output_paths.replace_file`, the umask's mode), so an
+    interrupted run leaves the earlier results or none, never a partial or empty file.
+
+    Returns:
+        The paths written.
+    """
+    from mmdyn.utils.output_paths import replace_file, temp_file_beside
+    os.makedirs(out_dir, exist_ok=True)
+    written = {}
+    try:
+        for name, text in contents.items():
+            path = os.path.join(out_dir, name)
+            tmp = temp_file_beside(path)
+            written[path] = tmp
+            with open(tmp, 'w', encoding='utf-8', newline='') as f:
+                f.write(text)
+        for path, tmp in written.items():
+            replace_file(tmp, path)
+    finally:
+        for tmp in written.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return list(written)
 
 
 def _worker_main(argv: List[str]) -> None:

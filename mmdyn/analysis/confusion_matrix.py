@@ -72,10 +72,32 @@ def load_prediction_dump(path: str) -> Tuple[np.ndarray, np.ndarray, Optional[in
     Raises:
         FileNotFoundError: ``path`` does not exist.
         pickle.UnpicklingError: The file references objects outside the allow-list.
-        ValueError: Not a classification dump.
+        ValueError: Not a classification dump, e.g. a checkpoint (saying what to
+            pass instead).
     """
+    import zipfile
+
     from mmdyn.engine.result_files import load_results
-    return labels_from_results(load_results(path), path)
+    if osp.isfile(path) and zipfile.is_zipfile(path):  # torch.save's format, never a dump's
+        raise _checkpoint_error(path)
+    items = load_results(path)
+    if _is_legacy_torch_file(items) or (isinstance(items, dict) and 'state_dict' in items):
+        raise _checkpoint_error(path)
+    return labels_from_results(items, path)
+
+
+def _is_legacy_torch_file(first) -> bool:
+    """Whether ``first``, the first object unpickled from a file, is the magic number
+    that opens a ``torch.save(..., _use_new_zipfile_serialization=False)`` file."""
+    import torch
+    return type(first) is int and first == torch.serialization.MAGIC_NUMBER
+
+
+def _checkpoint_error(path: str) -> ValueError:
+    return ValueError(
+        f'{path} is a checkpoint, not a results file: pass it as CHECKPOINT '
+        f'(confusion_matrix.py CONFIG {path}), or give --results the prediction dump of '
+        'tools/test.py CONFIG CHECKPOINT --out RESULTS.pkl')
 
 
 def confusion_matrix(preds: np.ndarray, gts: np.ndarray, num_classes: int) -> np.ndarray:

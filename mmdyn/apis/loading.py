@@ -59,19 +59,21 @@ def _load_weights(model: torch.nn.Module, checkpoint: str, strict: bool) -> dict
     Raises:
         FileNotFoundError / RuntimeError / UnsafeCheckpointError: from
             :func:`mmdyn.engine.read_checkpoint` (missing, corrupt, unsafe).
-        ValueError: The checkpoint holds no state dict or shares no parameter
-            with the model.
+        ValueError: The checkpoint holds no state dict (e.g. a list or a bare
+            tensor: :class:`mmdyn.engine.InvalidCheckpointError`) or shares no
+            parameter with the model.
+        mmdyn.engine.InvalidTemperatureError: An attention temperature of the
+            checkpoint is invalid for its layer (names the file and the layer).
         mmdyn.engine.CheckpointMismatchError: (``strict``) it misses, adds or
             reshapes some key (:func:`mmdyn.engine.check_state_dict_fits`).
     """
-    from mmdyn.engine import CheckpointMismatchError, check_state_dict_fits, read_checkpoint
-    ckpt = read_checkpoint(checkpoint, map_location='cpu')
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'checkpoint {checkpoint} holds a {type(ckpt).__name__}, not a '
-                         f'state dict')
+    from mmdyn.engine import (CheckpointMismatchError, InvalidCheckpointError,
+                              check_state_dict_fits, read_checkpoint)
+    from mmdyn.engine.checkpoint import check_checkpoint_temperatures, require_checkpoint_dict
+    ckpt = require_checkpoint_dict(read_checkpoint(checkpoint, map_location='cpu'), checkpoint)
     state = model_state_of(ckpt)
     if not any(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f'checkpoint {checkpoint} holds no state dict of tensors')
+        raise InvalidCheckpointError(f'checkpoint {checkpoint} holds no state dict of tensors')
     own = model.state_dict()
     common = own.keys() & state.keys()
     if not common:
@@ -88,6 +90,7 @@ def _load_weights(model: torch.nn.Module, checkpoint: str, strict: bool) -> dict
                 'what matches)', err.missing, err.unexpected, err.mismatched) from None
         warnings.warn(f'{err}; loading what matches')
         shape = {key for key, _, _ in err.mismatched}
+    check_checkpoint_temperatures(model, state, source=f'checkpoint {checkpoint}')
     model.load_state_dict({k: v for k, v in state.items() if k in common and k not in shape},
                           strict=False)
     return ckpt.get('meta') or {}

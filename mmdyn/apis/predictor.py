@@ -12,8 +12,10 @@ Conventions: images given to a predictor are BGR (:func:`mmdyn.apis.read_image`)
 every image it returns (:meth:`Predictor.draw`, :meth:`Predictor.attention`) is
 RGB, as everything of :mod:`mmdyn.apis.drawing`.
 """
+import contextlib
+import os
 from abc import ABC, abstractmethod
-from typing import Dict, Optional, Sequence, Type
+from typing import Dict, Iterator, Optional, Sequence, Type
 
 import numpy as np
 import torch
@@ -32,6 +34,33 @@ def _inference_temperature(cfg) -> Optional[float]:
     from mmdyn.engine.hooks import find_hook_cfg
     hook = find_hook_cfg(cfg, 'TemperatureAnnealHook')
     return None if hook is None else float(hook.get('end_temperature', 1.0))
+
+
+#: The most pixels :meth:`Predictor.draw` lets the longer side of an image grow to
+#: when it enlarges a small image for readable text (a 10x10000 image is not enlarged
+#: to 256x256000).
+MAX_DRAW_SIZE = 4096
+
+
+def _image_name(image: ImageInput) -> str:
+    """``image`` for a message: its path, or ``'the image array'``."""
+    return os.fspath(image) if isinstance(image, (str, os.PathLike)) else 'the image array'
+
+
+@contextlib.contextmanager
+def _pipeline_errors(image: ImageInput, img: np.ndarray) -> Iterator[None]:
+    """Turn an OpenCV error of the test pipeline on ``img`` (e.g. resizing an image
+    of extreme aspect ratio) into a one-line ``ValueError`` naming the image."""
+    import cv2
+    try:
+        yield
+    except cv2.error as err:
+        h, w = img.shape[:2]
+        detail = next((line.split('error:', 1)[-1].strip()
+                       for line in str(err).splitlines() if line.strip()), 'OpenCV error')
+        raise ValueError(
+            f'cannot predict {_image_name(image)}: the test pipeline fails on its {w}x{h} '
+            f'pixels (aspect ratio {max(h, w) / min(h, w):.0f}:1): {detail}') from None
 
 
 class Predictor(ABC):
@@ -192,7 +221,9 @@ class Predictor(ABC):
         Raises:
             FileNotFoundError / ValueError / TypeError: a bad image
                 (:func:`mmdyn.apis.read_image`), ``topk`` < 1 or ``score_thr``
-                outside [0, 1].
+                outside [0, 1]; ``ValueError`` also for an image the config's
+                test pipeline cannot take (an OpenCV error, e.g. a 10000x10 image
+                whose short side a keep-ratio resize makes 0 pixels), naming it.
         """
         from mmengine.registry import DefaultScope
         check_positive_int('topk', topk)
@@ -200,7 +231,8 @@ class Predictor(ABC):
         if score_thr > 1.0:
             raise ValueError(f'score_thr must be a number in [0, 1], got {score_thr!r}')
         img = read_image(image)
-        with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad():
+        with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad(), \
+                _pipeline_errors(image, img):
             return self._predict(img, topk, score_thr)
 
     def draw(self, image: ImageInput, result: Result, min_size: int = 256) -> np.ndarray:
@@ -218,7 +250,9 @@ class Predictor(ABC):
                 readable on small images. Default 256.
 
         Returns:
-            The annotated image, ``uint8`` ``(H', W', 3)`` **RGB**.
+            The annotated image, ``uint8`` ``(H', W', 3)`` **RGB**. The enlargement
+            stops where the longer side would pass :data:`MAX_DRAW_SIZE` (an
+            image of extreme aspect ratio is drawn at its own size).
         """
         img = read_image(image)
         if tuple(img.shape[:2]) != tuple(result.image_shape):
@@ -227,6 +261,8 @@ class Predictor(ABC):
         if not isinstance(result, (ClassificationResult, DetectionResult)):
             raise TypeError(f'result must be a ClassificationResult or DetectionResult, '
                             f'got {type(result).__name__}')
+        short, long = sorted(img.shape[:2])
+        min_size = min(min_size, max(short, MAX_DRAW_SIZE * short // long))
         return result.draw(img[..., ::-1], self.palette, min_size)
 
     # ------------------------------------------------------------- attention
@@ -327,7 +363,8 @@ class Predictor(ABC):
         """Run ``model.extract_feat`` on the preprocessed ``img`` (no grad, in the
         config's scope) inside the ``recorder`` context; return the recorder."""
         from mmengine.registry import DefaultScope
-        with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad():
+        with DefaultScope.overwrite_default_scope(self.scope), torch.no_grad(), \
+                _pipeline_errors('the image', img):
             inputs = self._model_inputs(img)
             with recorder:
                 self.model.extract_feat(inputs)

@@ -3,9 +3,16 @@
 mmdet's and mmpretrain's own errors for a missing dataset are a bare
 ``FileNotFoundError`` on one file, or (CIFAR) an invitation to download. The
 tools call :func:`check_dataset_paths` first, which names the missing path and
-the expected on-disk layout (the layouts are described in ``docs/datasets.md``).
+the expected on-disk layout (the layouts are described in ``docs/datasets.md``),
+and checks that a COCO annotation file is one (:func:`check_coco_annotation`)
+instead of leaving a 0-byte, ``{}`` or image-less file to a ``JSONDecodeError``
+or ``KeyError`` deep inside the dataset.
 """
+import json
+import mmap
+import os
 import os.path as osp
+import re
 from typing import Iterator, Tuple
 
 LAYOUTS = {
@@ -43,6 +50,64 @@ GTSRB_TEST_DIR = osp.join('Final_Test', 'Images')
 GTSRB_TEST_CSVS = (osp.join(GTSRB_TEST_DIR, 'GT-final_test.csv'), 'GT-final_test.csv')
 
 
+#: COCO annotation files up to this size are parsed whole by :func:`check_coco_annotation`;
+#: larger ones (COCO's train2017 file is 448 MB) are only scanned for a non-empty ``images``.
+COCO_PARSE_LIMIT = 64 * 2**20
+_COCO_FIELDS = '"images", "annotations" and "categories"'
+_NON_EMPTY_IMAGES = re.compile(rb'"images"\s*:\s*\[\s*[^\]\s]')
+
+
+def check_coco_annotation(path: str) -> None:
+    """Raise unless ``path`` is a COCO annotation file with at least one image.
+
+    Files up to :data:`COCO_PARSE_LIMIT` bytes are parsed (a JSON object with an
+    ``images`` list that is not empty); larger ones are scanned for a non-empty
+    ``"images": [...]`` without parsing (the dataset parses them anyway).
+
+    Args:
+        path: The annotation JSON (an existing file).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: The file is empty (0 bytes), not JSON, not a JSON object,
+            has no ``images`` list, or the list is empty (one line naming the
+            file).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'COCO annotation file not found: {path}')
+    size = os.path.getsize(path)
+    head = f'COCO annotation file {path}'
+    if size == 0:
+        raise ValueError(f'{head} is empty (0 bytes); expected a JSON object with '
+                         f'{_COCO_FIELDS}')
+    if size > COCO_PARSE_LIMIT:
+        with open(path, 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if _NON_EMPTY_IMAGES.search(data) is None:
+                raise ValueError(f'{head} has no images (no non-empty "images" list); '
+                                 f'expected a JSON object with {_COCO_FIELDS}')
+        return
+    try:
+        with open(path, encoding='utf-8-sig') as f:
+            content = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        where = (f' (line {err.lineno}, column {err.colno})'
+                 if isinstance(err, json.JSONDecodeError) else '')
+        raise ValueError(f'{head} is not JSON{where}; expected a JSON object with '
+                         f'{_COCO_FIELDS}') from None
+    if not isinstance(content, dict):
+        raise ValueError(f'{head} holds a JSON {type(content).__name__}, not an object with '
+                         f'{_COCO_FIELDS} (a results list of CocoMetric is not an annotation '
+                         'file)')
+    images = content.get('images')
+    if not isinstance(images, list):
+        keys = ', '.join(map(repr, list(content)[:5])) or 'none'
+        raise ValueError(f'{head} has no "images" list (keys: {keys}); expected a JSON '
+                         f'object with {_COCO_FIELDS}')
+    if not images:
+        raise ValueError(f'{head} has no images (its "images" list is empty): nothing to '
+                         'train or test on')
+
+
 def expected_layout(name: str) -> str:
     """``'expected layout: ...'`` for the dataset type ``name`` (a key of
     :data:`LAYOUTS`), the tail of every missing-data error."""
@@ -75,6 +140,12 @@ def dataset_type_name(kind) -> str:
     return kind.rsplit('.', 1)[-1]
 
 
+def _is_coco(kind) -> bool:
+    """Whether the dataset ``type`` reads a COCO annotation file (``CocoDataset``
+    and its subclasses named ``*CocoDataset``)."""
+    return dataset_type_name(kind).endswith('CocoDataset')
+
+
 def _join(root: str, path: str) -> str:
     return path if not root or osp.isabs(path) else osp.join(root, path)
 
@@ -84,7 +155,7 @@ def _required_paths(dataset: dict) -> Iterator[Tuple[str, str]]:
     kind = dataset_type_name(dataset.get('type', ''))
     root = dataset.get('data_root', '') or ''
     prefix = dataset.get('data_prefix', '')
-    if kind == 'CocoDataset' or kind.endswith('CocoDataset'):
+    if _is_coco(kind):
         yield _join(root, dataset.get('ann_file', '')), 'annotation file'
         if isinstance(prefix, dict) and prefix.get('img'):
             yield _join(root, prefix['img']), 'image folder'
@@ -147,7 +218,11 @@ def check_dataset_paths(cfg, splits=('train', 'val', 'test')) -> None:
     Raises:
         FileNotFoundError: Naming the split, the dataset type, the missing path
             and the layout expected there.
+        ValueError: A COCO annotation file of a dataset or of a ``CocoMetric``
+            that is empty, not JSON or has no images
+            (:func:`check_coco_annotation`), naming the split and the file.
     """
+    checked = set()  # COCO files already checked (a dataset's and its metric's are one)
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
@@ -162,3 +237,25 @@ def check_dataset_paths(cfg, splits=('train', 'val', 'test')) -> None:
                         f'{split} dataset ({kind}): {what} not found: {path}\n'
                         f'expected layout: {layout}\n(set data_root in the config or with '
                         f'--cfg-options {split}_dataloader.dataset.data_root=...)')
+            if _is_coco(kind) and dataset.get('ann_file'):
+                ann = _join(dataset.get('data_root', '') or '', dataset['ann_file'])
+                _check_coco_once(ann, f'{split} dataset ({kind})', checked)
+        evaluator = cfg.get(f'{split}_evaluator')
+        for metric in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]:
+            # a CocoMetric's own ann_file (one that is missing is left to the metric)
+            if isinstance(metric, dict) and metric.get('ann_file') and \
+                    dataset_type_name(metric.get('type', '')).endswith('CocoMetric'):
+                _check_coco_once(metric['ann_file'],
+                                 f"{split} evaluator ({metric['type']})", checked)
+
+
+def _check_coco_once(ann: str, who: str, checked: set) -> None:
+    """:func:`check_coco_annotation` on the existing file ``ann`` unless it is in
+    ``checked``; the error is prefixed by ``who``."""
+    if ann in checked or not osp.isfile(ann):
+        return
+    checked.add(ann)
+    try:
+        check_coco_annotation(ann)
+    except ValueError as err:
+        raise ValueError(f'{who}: {err}') from None

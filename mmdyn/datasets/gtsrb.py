@@ -65,15 +65,47 @@ _CLASS_DIR = re.compile(r'^\d{5}$')
 _LAYOUT = expected_layout('GTSRB')
 
 
-def read_gt_csv(csv_path: str, image_dir: str, need_class: bool = True) -> List[dict]:
+def _image_path(filename: str, image_dir: str, real_dirs: Dict[str, str], where: str) -> str:
+    """The path of the image ``filename`` of a CSV row, which must stay inside
+    ``image_dir`` (``real_dirs``: ``realpath`` of folders, ``''`` is ``image_dir``'s,
+    filled as folders are met); see :func:`read_gt_csv`."""
+    if osp.isabs(filename):
+        raise ValueError(f'{where}: Filename {filename!r} is an absolute path; it must be '
+                         f'relative to {image_dir}, the folder of this CSV\'s images')
+    rel = osp.normpath(filename)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        raise ValueError(f'{where}: Filename {filename!r} points outside {image_dir}, the '
+                         'folder of this CSV\'s images (an image of another folder would get '
+                         'this row\'s label)')
+    img_path = osp.join(image_dir, rel)
+    if not osp.isfile(img_path):
+        raise FileNotFoundError(f'{where}: image not found: {img_path}')
+    parent = osp.dirname(img_path)
+    if parent not in real_dirs:
+        real_dirs[parent] = osp.realpath(parent)
+    real_parent, real_dir = real_dirs[parent], real_dirs['']
+    if osp.commonpath([real_parent, real_dir]) != real_dir:
+        raise ValueError(f'{where}: Filename {filename!r} resolves to {real_parent} through a '
+                         f'symbolic link, outside {image_dir}, the folder of this CSV\'s '
+                         'images')
+    return img_path
+
+
+def read_gt_csv(csv_path: str, image_dir: str, need_class: bool = True,
+                seen: Optional[Dict[tuple, tuple]] = None) -> List[dict]:
     """Parse one GTSRB ground-truth CSV and check every row.
 
     Args:
         csv_path: The semicolon-separated file with the header
             ``Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId``
             (columns may come in any order; extra columns are ignored).
-        image_dir: The folder the ``Filename`` entries are relative to.
+        image_dir: The folder the ``Filename`` entries are relative to; no
+            entry may lead outside it (absolute, ``..``, or through a symbolic
+            link to a folder elsewhere).
         need_class: Whether ``ClassId`` is required. Default: True.
+        seen: Images already listed, ``{(st_dev, st_ino): (csv_path, line)}``,
+            updated in place (to refuse one image in two CSVs). Default: None
+            (only this CSV).
 
     Returns:
         One dict per row: ``img_path``, ``width``, ``height``, ``roi``
@@ -82,10 +114,14 @@ def read_gt_csv(csv_path: str, image_dir: str, need_class: bool = True) -> List[
 
     Raises:
         ValueError: A missing column (naming the file and line 1), a row with
-            the wrong number of fields, a non-integer value, a bad ROI or a
-            ``ClassId`` outside 0..42 (naming the file and line).
+            the wrong number of fields, a non-integer value, a bad ROI, a
+            ``ClassId`` outside 0..42, a ``Filename`` outside ``image_dir`` or
+            an image listed twice (a repeated row, or two names of one file)
+            (naming the file and line).
         FileNotFoundError: An image named by a row does not exist.
     """
+    seen = {} if seen is None else seen
+    real_dirs = {'': osp.realpath(image_dir)}
     with open(csv_path, newline='', encoding='utf-8-sig') as f:
         rows = list(csv.reader(f, delimiter=';'))
     if not rows:
@@ -127,9 +163,17 @@ def read_gt_csv(csv_path: str, image_dir: str, need_class: bool = True) -> List[
             [values[c] for c in ('Roi.X1', 'Roi.Y1', 'Roi.X2', 'Roi.Y2')], where))
         if roi[0] >= width or roi[1] >= height:
             raise ValueError(f'{where}: ROI {roi} starts outside the {width}x{height} image')
-        img_path = osp.join(image_dir, filename)
-        if not osp.isfile(img_path):
-            raise FileNotFoundError(f'{where}: image not found: {img_path}')
+        img_path = _image_path(filename, image_dir, real_dirs, where)
+        stat = os.stat(img_path)
+        key = (stat.st_dev, stat.st_ino)
+        if key in seen:
+            first_csv, first_line = seen[key]
+            first = (f'line {first_line}' if first_csv == csv_path
+                     else f'{first_csv}, line {first_line}')
+            raise ValueError(f'{where}: image {filename!r} is already listed at {first}; '
+                             'each image must be listed once (a repeated row would count it '
+                             'twice)')
+        seen[key] = (csv_path, line)
         record = dict(img_path=img_path, width=width, height=height, roi=roi,
                       filename=filename, line=line)
         if need_class:
@@ -214,7 +258,9 @@ class GTSRB(ClassCountsMixin, BaseDataset):
     Raises:
         FileNotFoundError: A missing data root, folder, CSV or image (naming
             the path and the expected layout).
-        ValueError: A bad option, or a malformed CSV (naming the file and line).
+        ValueError: A bad option, a malformed CSV (naming the file and line: see
+            :func:`read_gt_csv`; also one image in two class folders), or
+            ``split='val'`` when every class has a single track (it would be empty).
     """
 
     METAINFO = {'classes': GTSRB_CLASSES}
@@ -276,6 +322,13 @@ class GTSRB(ClassCountsMixin, BaseDataset):
         for info in data_list:
             by_class.setdefault(info['gt_label'], []).append(info['track'])
         held_out = split_tracks(by_class, self.val_ratio, self.split_seed)
+        if self.split == 'val' and not held_out:
+            raise ValueError(
+                f"GTSRB split='val' is empty: every class in {gtsrb_train_dir(root)} has a "
+                'single track, and the validation split holds out whole tracks of classes '
+                "with 2 or more; use split='trainval' and train without validation "
+                '(val_dataloader, val_cfg and val_evaluator None), or a data set with more '
+                'tracks per class')
         want_val = self.split == 'val'
         return [info for info in data_list if (info['track'] in held_out) == want_val]
 
@@ -298,12 +351,12 @@ class GTSRB(ClassCountsMixin, BaseDataset):
             raise FileNotFoundError(
                 f'GTSRB training folder {train_dir} lacks the class folder(s) '
                 f'{", ".join(missing)} (incompletely extracted?)\n{_LAYOUT}')
-        data_list = []
+        data_list, seen = [], {}
         for class_id in range(NUM_CLASSES):
             csv_path = osp.join(class_dirs[class_id], f'GT-{class_id:05d}.csv')
             if not osp.isfile(csv_path):
                 raise FileNotFoundError(f'GTSRB annotation file not found: {csv_path}\n{_LAYOUT}')
-            for rec in read_gt_csv(csv_path, class_dirs[class_id]):
+            for rec in read_gt_csv(csv_path, class_dirs[class_id], seen=seen):
                 where = f'{csv_path}, line {rec["line"]}'
                 if rec['class_id'] != class_id:
                     raise ValueError(f'{where}: ClassId {rec["class_id"]} in the folder of '

@@ -13,16 +13,81 @@ its exact polygon, box and area, written in the standard COCO layout::
 
 so that mmdet's ``CocoDataset`` and pycocotools' ``COCOeval`` read it like
 COCO itself. The same ``seed`` always gives the same files.
+
+It never writes over a file it did not create: ``ROOT`` must be new, empty, or
+a folder it made itself, recognised by the manifest it writes there first
+(``ROOT/shapes_coco_manifest.json``: the arguments and every file it created).
+Anything else is refused with a :class:`ShapesCocoRootError` naming a file that
+is not its own.
 """
 import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 CLASSES = ('circle', 'square', 'triangle', 'diamond', 'hexagon')
+
+#: The manifest's name in the set's root folder.
+MANIFEST = 'shapes_coco_manifest.json'
+_GENERATOR = 'mmdyn.datasets.make_shapes_coco'
+
+
+class ShapesCocoRootError(ValueError):
+    """The root folder holds files that :func:`make_shapes_coco` did not create."""
+
+
+def _read_manifest(root: str) -> Optional[dict]:
+    """The manifest of ``root`` (``None`` if there is none).
+
+    Raises:
+        ShapesCocoRootError: A file of the manifest's name that is not one.
+    """
+    path = osp.join(root, MANIFEST)
+    if not osp.lexists(path):
+        return None
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        manifest = None
+    if (not isinstance(manifest, dict) or manifest.get('generator') != _GENERATOR
+            or not isinstance(manifest.get('files'), list) or osp.islink(path)):
+        raise ShapesCocoRootError(f'{path} is not a manifest of make_shapes_coco; it is not '
+                                  'replaced: choose another root folder')
+    return manifest
+
+
+def _check_root(root: str, manifest: Optional[dict], targets: Sequence[str]) -> None:
+    """Raise :class:`ShapesCocoRootError` unless writing ``targets`` (paths
+    relative to ``root``) replaces only files listed in ``manifest``, and, without
+    a manifest, ``root`` is missing or holds no file."""
+    if osp.lexists(root) and not osp.isdir(root):
+        raise ShapesCocoRootError(f'the root {root} is a file, not a folder')
+    if manifest is None:
+        for folder, _dirs, files in sorted(os.walk(root)):
+            for name in sorted(files):
+                raise ShapesCocoRootError(
+                    f'{root} is not empty and was not made by make_shapes_coco (no '
+                    f'{MANIFEST}): it holds {osp.join(folder, name)}, which is not '
+                    'replaced; give an empty or new folder')
+        return
+    own = set(manifest['files'])
+    for rel in targets:
+        path = osp.join(root, rel)
+        if osp.islink(path) or (osp.lexists(path) and (rel not in own or not osp.isfile(path))):
+            raise ShapesCocoRootError(
+                f'{path} was not created by make_shapes_coco (not in {MANIFEST}); it is not '
+                'replaced: move it away or give another folder')
+
+
+def _write_manifest(root: str, spec: Optional[dict], files: Sequence[str]) -> None:
+    tmp = osp.join(root, f'.{MANIFEST}.partial')
+    with open(tmp, 'w') as f:
+        json.dump(dict(generator=_GENERATOR, spec=spec, files=sorted(set(files))), f, indent=1)
+    os.replace(tmp, osp.join(root, MANIFEST))
 
 
 def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
@@ -87,6 +152,10 @@ def make_shapes_coco(root: str, num_train: int = 240, num_val: int = 60, size: i
                      num_classes: int = 3, max_objects: int = 3, seed: int = 0) -> Dict:
     """Write the synthetic set under ``root`` (idempotent for the same args).
 
+    ``root`` must be new, empty, or made by this function (it then holds its
+    manifest): calling it again with the same arguments returns at once,
+    with other arguments regenerates the set in place.
+
     Args:
         root: Output folder.
         num_train: Training images.
@@ -98,6 +167,11 @@ def make_shapes_coco(root: str, num_train: int = 240, num_val: int = 60, size: i
 
     Returns:
         Dict with ``root``, ``classes`` and the annotation file paths.
+
+    Raises:
+        ValueError: Bad arguments.
+        ShapesCocoRootError: ``root`` holds a file this function did not
+            create (named in the message), or is a file.
     """
     from PIL import Image
     if not 1 <= num_classes <= len(CLASSES):
@@ -107,16 +181,31 @@ def make_shapes_coco(root: str, num_train: int = 240, num_val: int = 60, size: i
     classes = CLASSES[:num_classes]
     spec = dict(num_train=num_train, num_val=num_val, size=size, num_classes=num_classes,
                 max_objects=max_objects, seed=seed, version=1)
-    stamp = osp.join(root, 'annotations', 'spec.json')
     info = dict(root=root, classes=classes,
                 train_ann=osp.join(root, 'annotations', 'instances_train.json'),
                 val_ann=osp.join(root, 'annotations', 'instances_val.json'))
-    if osp.isfile(stamp):
-        with open(stamp) as f:
-            if json.load(f) == spec:
-                return info
+    targets = [osp.join('annotations', f'instances_{split}.json') for split in ('train', 'val')]
+    targets += [osp.join(split, f'{i:06d}.png')
+                for split, count in (('train', num_train), ('val', num_val))
+                for i in range(count)]
+    manifest = _read_manifest(root) if osp.isdir(root) else None
+    if manifest is not None and manifest.get('spec') == spec and all(
+            osp.isfile(osp.join(root, rel)) for rel in targets):
+        return info
+    legacy_stamp = osp.join(root, 'annotations', 'spec.json')
+    if manifest is None and osp.isfile(legacy_stamp):  # written by mmdyn before the manifest
+        try:
+            with open(legacy_stamp) as f:
+                if json.load(f) == spec:
+                    return info
+        except ValueError:
+            pass
+    _check_root(root, manifest, targets)
     rng = np.random.default_rng(seed)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    # The manifest comes first: an interrupted run leaves a folder known as ours.
+    own = sorted(set(targets) | set(manifest['files'] if manifest else ()))
+    _write_manifest(root, None, own)
     for split, count in (('train', num_train), ('val', num_val)):
         os.makedirs(osp.join(root, split), exist_ok=True)
         images, annotations = [], []
@@ -138,6 +227,5 @@ def make_shapes_coco(root: str, num_train: int = 240, num_val: int = 60, size: i
                                 for j, c in enumerate(classes)])
         with open(info[f'{split}_ann'], 'w') as f:
             json.dump(coco, f)
-    with open(stamp, 'w') as f:
-        json.dump(spec, f)
+    _write_manifest(root, spec, own)
     return info

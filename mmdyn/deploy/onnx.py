@@ -22,13 +22,14 @@ the same random batches and reports the largest differences.
 import math
 import os
 import os.path as osp
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+
+from mmdyn.utils.output_paths import replace_file, temp_file_beside
 
 __all__ = [
     'EXPORTERS', 'DEFAULT_OPSET', 'DEFAULT_RTOL', 'ExportModel', 'Comparison',
@@ -162,12 +163,15 @@ def build_export_model(config, checkpoint: str, input_hw: Optional[Sequence[int]
             bad ``input_hw``.
         RuntimeError: The checkpoint does not fit the model (MMEngine's strict
             load names the missing / unexpected / mismatched keys).
+        mmdyn.engine.NonFiniteCheckpointError: (a ``ValueError``) The checkpoint
+            holds NaN/inf values (how many, in which tensors).
     """
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
 
     from mmdyn.apis import task_of_config
+    from mmdyn.engine.checkpoint import check_finite_checkpoint
     from mmdyn.engine.config import load_config
 
     config_path = config.filename if isinstance(config, Config) else os.fspath(config)
@@ -187,6 +191,8 @@ def build_export_model(config, checkpoint: str, input_hw: Optional[Sequence[int]
             from mmdet.registry import MODELS
         model = MODELS.build(cfg.model)
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    # NaN/inf weights would make every output NaN and the onnxruntime check blame the export.
+    check_finite_checkpoint(model.state_dict(), f'checkpoint {checkpoint}')
     model = model.cpu().eval()
     if task == 'classification':
         module = ClassifierExport(model)
@@ -261,8 +267,7 @@ def export_onnx(module: nn.Module, out: str, input_shape: Sequence[int],
     folder = osp.dirname(osp.abspath(out))
     os.makedirs(folder, exist_ok=True)
     x = torch.randn(2 if dynamic_batch else 1, *(int(s) for s in input_shape))
-    fd, tmp = tempfile.mkstemp(suffix='.onnx', prefix='.export-', dir=folder)
-    os.close(fd)
+    tmp = temp_file_beside(out, suffix='.onnx', prefix='.export-')
     try:
         with warnings.catch_warnings():
             # shape checks of the layers (constant channels) and the legacy-exporter
@@ -285,7 +290,7 @@ def export_onnx(module: nn.Module, out: str, input_shape: Sequence[int],
         if dynamic_batch and not dim.dim_param:
             raise ValueError(f'the exported graph has a fixed batch size ({dim.dim_value}) '
                              'although a dynamic batch was requested')
-        os.replace(tmp, out)
+        replace_file(tmp, out)  # the mode a new file gets (umask), not mkstemp's 0600
     finally:
         if osp.exists(tmp):
             os.remove(tmp)

@@ -2,11 +2,15 @@
 annealing hook, RNG states in checkpoints (exact resumes), and CPU (gloo)
 distributed training / CPU AMP support, and the command-line options the
 tools share (:mod:`mmdyn.engine.cli`)."""
-from .checkpoint import (ALLOWED_CHECKPOINT_GLOBALS, CheckpointFitHook, CheckpointMismatchError,
-                         UnsafeCheckpointError, check_state_dict_fits,
+from .checkpoint import (ALLOWED_CHECKPOINT_GLOBALS, CheckpointDownloadError, CheckpointError,
+                         CheckpointFitHook, CheckpointMismatchError, CheckpointNotFoundError,
+                         CheckpointSourceError, CorruptCheckpointError, InvalidCheckpointError,
+                         InvalidTemperatureError, NonFiniteCheckpointError,
+                         UnsafeCheckpointError, check_checkpoint_values,
+                         check_finite_checkpoint, check_state_dict_fits,
                          install_safe_checkpoint_loading, load_checkpoint_bytes,
                          load_checkpoint_file, load_checkpoint_url, read_checkpoint,
-                         weights_only_torch_load)
+                         url_cache_path, weights_only_torch_load)
 from .cli import (add_config_options, add_device_option, add_launcher_options,
                   add_partial_checkpoint_option, apply_local_rank, check_checkpoint_path,
                   check_config_path)
@@ -21,7 +25,10 @@ __all__ = ['load_config', 'propagate_data_root', 'ALLOWED_CHECKPOINT_GLOBALS', '
            'install_safe_checkpoint_loading', 'load_checkpoint_file',
            'load_checkpoint_bytes', 'load_checkpoint_url', 'read_checkpoint',
            'weights_only_torch_load', 'CheckpointMismatchError', 'check_state_dict_fits',
-           'CheckpointFitHook',
+           'CheckpointFitHook', 'CheckpointError', 'CheckpointNotFoundError',
+           'CorruptCheckpointError', 'CheckpointSourceError', 'CheckpointDownloadError',
+           'InvalidCheckpointError', 'NonFiniteCheckpointError', 'InvalidTemperatureError',
+           'check_checkpoint_values', 'check_finite_checkpoint', 'url_cache_path',
            'TemperatureAnnealHook', 'ProgressBarHook', 'ClassCountsHook', 'annealed_temperature',
            'set_model_temperature', 'model_temperatures', 'apply_legacy_temperature',
            'CPUDistributedDataParallel', 'CPUAmpOptimWrapper', 'cpu_model_wrapper_cfg',

@@ -12,15 +12,22 @@ errors:
 
 * a checkpoint holding any other pickled object -> :class:`UnsafeCheckpointError`
   naming the offending globals;
-* a missing file -> ``FileNotFoundError``; a truncated or corrupt file ->
-  ``RuntimeError`` naming the file.
+* a missing file -> ``FileNotFoundError``; an empty, truncated or corrupt
+  file -> ``RuntimeError`` naming the file; MMEngine's loaders also refuse a
+  file that holds no dict (a list, a bare tensor) -> ``ValueError``.
+
+Every such error is an :class:`~mmdyn.utils.checkpoint_errors.CheckpointError`
+(of the built-in type above) with a one-line message naming the file, which a
+tool prints as ``error: ...``.
 
 Every other checkpoint source MMEngine 0.10.7 accepts ends in the same
 weights-only load (:func:`install_safe_checkpoint_loading`):
 
 * ``http://`` / ``https://``: downloaded into the torch hub cache
-  (``<torch.hub.get_dir()>/checkpoints``, as ``torch.hub`` does) and loaded from
-  there with :func:`load_checkpoint_file`; a cached copy is loaded the same way
+  (``<torch.hub.get_dir()>/checkpoints``), one folder per URL
+  (:func:`url_cache_path`: the SHA-256 of the whole normalised URL, so two URLs
+  with the same file name never share a file), and loaded from there with
+  :func:`load_checkpoint_file`; a cached copy is loaded the same way
   (:func:`load_checkpoint_url`). MMEngine's module-level ``load_from_http``
   and ``load_url`` are replaced too, so its ``torchvision://``/``modelzoo://``,
   ``open-mmlab://``/``openmmlab://`` and ``mmcls://`` loaders (which call
@@ -35,25 +42,35 @@ Importing :mod:`mmdyn.models` (what configs put in ``custom_imports``) or
 
 :func:`check_state_dict_fits` compares a checkpoint with a model (missing,
 unexpected and shape-mismatched keys) and raises
-:class:`CheckpointMismatchError`; :class:`CheckpointFitHook` runs it inside an
-MMEngine ``Runner`` before the weights are loaded (``tools/test.py``).
+:class:`CheckpointMismatchError`; :func:`check_checkpoint_values` refuses
+invalid attention temperatures and NaN/inf values
+(:class:`~mmdyn.utils.checkpoint_errors.NonFiniteCheckpointError`);
+:class:`CheckpointFitHook` runs both inside an MMEngine ``Runner`` before the
+weights are loaded (``tools/test.py``).
 """
 import contextlib
 import functools
+import hashlib
 import io
 import os
 import os.path as osp
 import pickle
+import shutil
 import sys
 import threading
 import zipfile
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
-from urllib.parse import urlparse
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from mmdyn.utils.checkpoint_errors import (CheckpointDownloadError, CheckpointError,
+                                           CheckpointNotFoundError, CheckpointSourceError,
+                                           CorruptCheckpointError, InvalidCheckpointError,
+                                           InvalidTemperatureError, NonFiniteCheckpointError)
+from mmdyn.utils.output_paths import replace_file, temp_file_beside
 from mmdyn.utils.state_dict import model_state_of, optional_state_keys, unwrap_model  # noqa: F401
 
 try:
@@ -65,7 +82,7 @@ except ImportError:  # mmengine absent: the hook is unusable, the rest works
 _TORCH_LOAD = torch.serialization.load
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
     """A checkpoint contains pickled objects outside the allow-list."""
 
 
@@ -138,14 +155,21 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
         map_location: As ``torch.load``.
 
     Raises:
-        FileNotFoundError: The file does not exist.
+        CheckpointNotFoundError: (a ``FileNotFoundError``) The file does not
+            exist or is a folder.
         UnsafeCheckpointError: It contains pickled objects that are not
             allow-listed (nothing of it is executed).
-        RuntimeError: It is truncated or not a torch checkpoint.
+        CorruptCheckpointError: (a ``RuntimeError``) It is empty, truncated
+            or not a torch checkpoint.
     """
     filename = osp.expanduser(os.fspath(filename))
+    if osp.isdir(filename):
+        raise CheckpointNotFoundError(f'checkpoint {filename} is a folder, not a file')
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
+        raise CheckpointNotFoundError(f'checkpoint file not found: {filename}')
+    if osp.getsize(filename) == 0:
+        raise CorruptCheckpointError(f'checkpoint {filename} is empty (0 bytes), not a torch '
+                                     'checkpoint')
     return _weights_only_load(filename, filename, map_location)
 
 
@@ -166,9 +190,10 @@ def _weights_only_load(source, name: str, map_location=None) -> Any:
                   if 'GLOBAL' in line or _GETATTR_REFUSAL in line]
         if not reason:
             lines = [line.strip() for line in message.splitlines() if line.strip()]
-            detail = next((line for line in lines if 'Unsupported' in line), lines[-1])
-            raise RuntimeError(f'checkpoint {name} is corrupt or truncated (not a '
-                               f'loadable torch checkpoint): {detail}') from err
+            detail = next((line for line in lines if 'Unsupported' in line),
+                          lines[-1] if lines else type(err).__name__)
+            raise CorruptCheckpointError(f'checkpoint {name} is corrupt or truncated (not a '
+                                         f'loadable torch checkpoint): {detail}') from err
         try:
             if hasattr(source, 'seek'):
                 source.seek(0)
@@ -181,12 +206,16 @@ def _weights_only_load(source, name: str, map_location=None) -> Any:
             f'are not allow-listed for weights-only loading ({names}). Loading it could '
             'run arbitrary code. If you trust the file, convert it to a plain '
             'state_dict first.') from err
-    except (zipfile.BadZipFile, EOFError, RuntimeError, IndexError, KeyError, ValueError,
-            TypeError, AttributeError) as err:
+    except (PermissionError, FileNotFoundError, IsADirectoryError, MemoryError):
+        raise  # unreadable, or too large for memory: not corrupt
+    except Exception as err:  # noqa: BLE001
         # Garbage bytes make torch's legacy unpickler fail in many ways
-        # (e.g. ``IndexError: pop from empty list`` for a text file).
-        raise RuntimeError(f'checkpoint {name} is corrupt or truncated '
-                           f'({type(err).__name__}: {err})') from err
+        # (e.g. ``IndexError: pop from empty list`` for a text file,
+        # ``OverflowError``, ``UnicodeDecodeError``; a truncated zip checkpoint
+        # ``OSError: [Errno 22] Invalid argument``).
+        detail = ' '.join(str(err).split())[:200]
+        raise CorruptCheckpointError(f'checkpoint {name} is corrupt or truncated '
+                                     f'({type(err).__name__}: {detail})') from err
 
 
 # ------------------------------------------------------------------ remote sources
@@ -197,14 +226,72 @@ def hub_checkpoint_dir() -> str:
     return osp.join(torch.hub.get_dir(), 'checkpoints')
 
 
+def normalise_url(url: str) -> str:
+    """``url`` as the cache keys it: scheme and host in lower case, the default
+    port (80 for http, 443 for https) and the fragment (never sent to the
+    server) dropped, an empty path written ``/``; the rest (path, query, user
+    info) is kept as given, so different URLs stay different keys."""
+    parts = urlsplit(str(url))
+    scheme = parts.scheme.lower()
+    userinfo, at, hostport = parts.netloc.rpartition('@')
+    hostport = hostport.lower()
+    default = {'http': ':80', 'https': ':443'}.get(scheme)
+    if default and hostport.endswith(default):
+        hostport = hostport[:-len(default)]
+    return urlunsplit((scheme, userinfo + at + hostport, parts.path or '/', parts.query, ''))
+
+
+def _url_file_name(url: str, file_name: Optional[str] = None) -> str:
+    """The name of ``url``'s cached file: ``file_name``, else the last
+    component of the URL path; a name that is no plain file name is refused."""
+    name = file_name if file_name is not None else urlsplit(url).path.rsplit('/', 1)[-1]
+    if name in ('', '.', '..'):
+        what = f'its path ends in {"/" + name!r}' if name else 'its path ends in /'
+        raise CheckpointSourceError(f'checkpoint URL {url} has no file name ({what}); give '
+                                    'the URL of the checkpoint file itself')
+    if '/' in name or os.sep in name or '\\' in name or '\0' in name:
+        raise CheckpointSourceError(f'invalid cache file name {name!r} for checkpoint URL '
+                                    f'{url}: a plain file name is needed')
+    return name
+
+
+def url_cache_path(url: str, model_dir: Optional[str] = None,
+                   file_name: Optional[str] = None) -> str:
+    """Where :func:`load_checkpoint_url` caches ``url``:
+    ``<model_dir>/<sha256 of the normalised URL>/<file name>``.
+
+    The folder is keyed by the whole URL (:func:`normalise_url`), so
+    ``http://host/a/model.pth`` and ``http://host/b/model.pth`` never share a
+    cached file, while the file keeps the URL's readable name.
+
+    Args:
+        url: ``http://`` or ``https://`` URL.
+        model_dir: Cache directory (default :func:`hub_checkpoint_dir`).
+        file_name: Name of the cached file (default: from the URL).
+
+    Raises:
+        CheckpointSourceError: (a ``ValueError``) Not an http(s) URL, or no
+            file name in its path (e.g. it ends in ``/`` or ``/..``).
+    """
+    url = str(url)
+    if urlsplit(url).scheme.lower() not in ('http', 'https'):
+        raise CheckpointSourceError(f'not an http(s) URL: {url!r}')
+    name = _url_file_name(url, file_name)
+    key = hashlib.sha256(normalise_url(url).encode('utf-8')).hexdigest()
+    return osp.join(model_dir or hub_checkpoint_dir(), key, name)
+
+
 def load_checkpoint_url(url: str, map_location=None, model_dir: Optional[str] = None,
                         progress: bool = False, file_name: Optional[str] = None) -> Any:
     """Download ``url`` into the hub cache (unless already there) and load the
     cached file with :func:`load_checkpoint_file`.
 
-    The file is cached under the last component of the URL path (as
-    ``torch.hub``); a cached copy is never trusted more than a fresh download:
-    an unsafe cached file is refused again on every call.
+    Every URL has its own cache folder (:func:`url_cache_path`); the download
+    goes to a temporary file in that folder, renamed into place when complete,
+    and a single-file legacy zip is extracted inside it too, so one URL's
+    download never replaces another URL's file. A cached copy is never trusted
+    more than a fresh download: it goes through the weights-only load (an
+    unsafe cached file is refused again) on every call.
 
     Args:
         url: ``http://`` or ``https://`` URL.
@@ -214,50 +301,75 @@ def load_checkpoint_url(url: str, map_location=None, model_dir: Optional[str] = 
         file_name: Name of the cached file (default: from the URL).
 
     Raises:
-        ValueError: Not an http(s) URL, or no file name in it.
-        RuntimeError: The download failed (names the URL), or the file is
-            corrupt.
+        CheckpointSourceError: (a ``ValueError``) Not an http(s) URL, or no
+            file name in it.
+        CheckpointDownloadError: (a ``RuntimeError``) The download failed
+            (names the URL).
+        CorruptCheckpointError: (a ``RuntimeError``) The file is corrupt.
         UnsafeCheckpointError: As :func:`load_checkpoint_file` (names the URL
             and the cached file).
     """
     url = str(url)
-    parts = urlparse(url)
-    if parts.scheme not in ('http', 'https'):
-        raise ValueError(f'not an http(s) URL: {url!r}')
-    name = file_name or osp.basename(parts.path)
-    if not name:
-        raise ValueError(f'cannot name the cached file of checkpoint URL {url!r} '
-                         '(its path has no file name)')
-    model_dir = model_dir or hub_checkpoint_dir()
-    os.makedirs(model_dir, exist_ok=True)
-    cached = osp.join(model_dir, name)
-    if not osp.exists(cached):
+    cached = url_cache_path(url, model_dir, file_name)
+    folder = osp.dirname(cached)
+    if not osp.isfile(cached):
+        os.makedirs(folder, exist_ok=True)
         sys.stderr.write(f'Downloading: "{url}" to {cached}\n')
-        try:  # written to a temporary name and moved into place when complete
+        try:  # torch writes a temporary file in ``folder`` and renames it when complete
             torch.hub.download_url_to_file(url, cached, None, progress=progress)
         except OSError as err:  # URLError / HTTPError are OSErrors
-            raise RuntimeError(f'could not download checkpoint {url}: {err}') from err
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only if empty: no trace of a failed download
+            raise CheckpointDownloadError(
+                f'could not download checkpoint {url}: {" ".join(str(err).split())}') from err
+        _write_url_note(folder, url)
     try:
-        target = _extract_legacy_zip(cached, model_dir)
+        target = _extract_legacy_zip(cached, folder)
         return load_checkpoint_file(target, map_location)
     except UnsafeCheckpointError as err:
         raise UnsafeCheckpointError(f'{err} (downloaded from {url})') from err
+    except CorruptCheckpointError as err:
+        raise CorruptCheckpointError(f'{err} (downloaded from {url})') from err
 
 
-def _extract_legacy_zip(cached: str, model_dir: str) -> str:
-    """A pre-1.6 checkpoint zipped by hand (one member) is extracted next to it
-    (as ``torch.hub`` does); return the file to load."""
+def _write_url_note(folder: str, url: str) -> None:
+    """Record the URL in its cache folder (``URL``), for whoever looks at the
+    cache; best effort, never read back."""
+    try:
+        with open(osp.join(folder, 'URL'), 'w', encoding='utf-8') as f:
+            f.write(url + '\n')
+    except OSError:
+        pass
+
+
+def _extract_legacy_zip(cached: str, folder: str) -> str:
+    """A pre-1.6 checkpoint zipped by hand (one member) is extracted into the
+    ``extracted`` sub-folder of its URL's cache folder (written to a temporary
+    file and renamed, once); return the file to load. The member can replace
+    neither the archive nor any other URL's file."""
     if not zipfile.is_zipfile(cached):
         return cached
     with zipfile.ZipFile(cached) as zf:
         members = zf.infolist()
         if len(members) != 1 or members[0].is_dir():
             return cached  # a torch >= 1.6 checkpoint (a zip of many records)
-        target = osp.realpath(osp.join(model_dir, members[0].filename))
-        if osp.commonpath([target, osp.realpath(model_dir)]) != osp.realpath(model_dir):
-            raise RuntimeError(f'checkpoint {cached}: zip member {members[0].filename!r} '
-                               'points outside the cache directory')
-        zf.extract(members[0], model_dir)
+        member = members[0]
+        out_dir = osp.realpath(osp.join(folder, 'extracted'))
+        target = osp.realpath(osp.join(out_dir, member.filename))
+        if osp.commonpath([target, out_dir]) != out_dir or target == out_dir:
+            raise CorruptCheckpointError(f'checkpoint {cached}: zip member '
+                                         f'{member.filename!r} points outside its folder')
+        if osp.isfile(target):
+            return target
+        tmp = temp_file_beside(target)
+        try:
+            with open(tmp, 'wb') as out, zf.open(member) as src:
+                shutil.copyfileobj(src, out)
+            replace_file(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
     return target
 
 
@@ -273,7 +385,7 @@ def _safe_load_from_http(filename, map_location=None, model_dir=None,
         rank, world_size = 0, 1
     kwargs = dict(map_location=map_location, model_dir=model_dir, progress=progress)
     if world_size == 1:
-        return load_checkpoint_url(filename, **kwargs)
+        return require_checkpoint_dict(load_checkpoint_url(filename, **kwargs), filename)
     failure = None
     if rank == 0:
         try:
@@ -285,7 +397,7 @@ def _safe_load_from_http(filename, map_location=None, model_dir=None,
         raise failure
     if rank > 0:
         checkpoint = load_checkpoint_url(filename, **kwargs)
-    return checkpoint
+    return require_checkpoint_dict(checkpoint, filename)
 
 
 def _safe_load_url(url, model_dir=None, map_location=None, progress=True,
@@ -294,7 +406,7 @@ def _safe_load_url(url, model_dir=None, map_location=None, progress=True,
     ``load_state_dict_from_url``): ``weights_only`` is always True and
     ``check_hash`` is not supported (MMEngine never sets it)."""
     if check_hash:
-        raise ValueError('check_hash is not supported by mmdyn\'s safe load_url')
+        raise CheckpointSourceError('check_hash is not supported by mmdyn\'s safe load_url')
     return load_checkpoint_url(url, map_location=map_location, model_dir=model_dir,
                                progress=progress, file_name=file_name)
 
@@ -352,8 +464,31 @@ def _guarded(loader: Callable) -> Callable:
     return _mark_safe(guarded)
 
 
+def describe_object(obj: Any) -> str:
+    """A few words on what a loaded checkpoint object is (for error messages):
+    ``'a list of 3 item(s)'``, ``'a bare tensor of shape (2, 3) (torch.float32)'``."""
+    if torch.is_tensor(obj):
+        return f'a bare tensor of shape {tuple(obj.shape)} ({obj.dtype})'
+    if isinstance(obj, (list, tuple, set)):
+        return f'a {type(obj).__name__} of {len(obj)} item(s)'
+    if obj is None:
+        return 'None'
+    return f'a {type(obj).__name__}'
+
+
+def require_checkpoint_dict(checkpoint: Any, name: str) -> dict:
+    """Return ``checkpoint`` if it is a dict (an MMEngine checkpoint or a state
+    dict), else raise :class:`~mmdyn.utils.checkpoint_errors.InvalidCheckpointError`
+    (a ``ValueError``) naming ``name`` and what the file holds."""
+    if not isinstance(checkpoint, dict):
+        raise InvalidCheckpointError(
+            f'checkpoint {name} holds {describe_object(checkpoint)}, not a checkpoint (expected '
+            'a dict: an MMEngine checkpoint or a state dict)')
+    return checkpoint
+
+
 def _safe_load_from_local(filename, map_location=None):
-    return load_checkpoint_file(filename, map_location)
+    return require_checkpoint_dict(load_checkpoint_file(filename, map_location), filename)
 
 
 # The names MMEngine logs ("Loads checkpoint by local/http backend").
@@ -446,7 +581,7 @@ def safe_checkpoint_schemes() -> Dict[str, str]:
 
 
 # -------------------------------------------------------------- does it fit the model
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(CheckpointError, ValueError):
     """A checkpoint's state dict does not fit the model (missing, unexpected or
     shape-mismatched keys).
 
@@ -518,31 +653,137 @@ def check_state_dict_fits(model: nn.Module, state_dict, source: str = 'checkpoin
         + f' (model: {type(unwrap_model(model)).__name__})', missing, unexpected, mismatched)
 
 
+def check_checkpoint_temperatures(model: nn.Module, state_dict,
+                                  source: str = 'checkpoint') -> None:
+    """Raise unless every attention temperature ``state_dict`` holds for a
+    layer of ``model`` is valid for that layer (``check_temperature_value``:
+    finite and > 0, KW's in ``[0, 1]``).
+
+    The layers refuse an invalid temperature themselves when loading; this
+    check runs before anything is copied and names the checkpoint too.
+
+    Raises:
+        InvalidTemperatureError: Names ``source``, the layer and the value.
+    """
+    state = model_state_of(state_dict)
+    for name, module in unwrap_model(model).named_modules():
+        check = getattr(module, 'check_temperature_value', None)
+        if check is None or 'temperature' not in getattr(module, '_buffers', {}):
+            continue
+        value = state.get(f'{name}.temperature' if name else 'temperature')
+        if not torch.is_tensor(value) or value.numel() != 1:
+            continue  # absent (older checkpoint) or of another shape (fit check)
+        try:
+            check(value.item() if value.device.type != 'meta' else value)
+        except (TypeError, ValueError) as err:
+            raise InvalidTemperatureError(
+                f'{source}: invalid attention temperature for layer {name or "(root)"} '
+                f'({type(module).__name__}): {err}') from None
+
+
+def nonfinite_counts(state_dict, keys=None) -> Dict[str, Tuple[int, int]]:
+    """``{key: (NaN count, inf count)}`` of every floating-point (or complex)
+    tensor of ``state_dict`` that holds NaN or inf, in its order; ``keys``
+    restricts the check to those keys."""
+    counts = {}
+    for key, value in model_state_of(state_dict).items():
+        if keys is not None and key not in keys:
+            continue
+        if not torch.is_tensor(value) or not (value.is_floating_point() or value.is_complex()):
+            continue
+        if value.numel() == 0 or bool(torch.isfinite(value).all()):
+            continue
+        nan = int(torch.isnan(value).sum())
+        counts[key] = (nan, int(value.numel() - torch.isfinite(value).sum()) - nan)
+    return counts
+
+
+def check_finite_checkpoint(state_dict, source: str = 'checkpoint', keys=None) -> None:
+    """Raise unless every floating-point tensor of ``state_dict`` (of ``keys``,
+    if given) is finite.
+
+    Raises:
+        NonFiniteCheckpointError: (a ``ValueError``) One line with the number of
+            NaN and inf values, the number of tensors holding them and the first
+            few keys with their counts; ``counts`` holds them all.
+    """
+    counts = nonfinite_counts(state_dict, keys)
+    if not counts:
+        return
+    state = model_state_of(state_dict)
+    tensors = sum(1 for k, v in state.items() if torch.is_tensor(v) and (
+        keys is None or k in keys))
+    nan = sum(n for n, _ in counts.values())
+    inf = sum(i for _, i in counts.values())
+    listed = _first([f'{k} ({n + i})' for k, (n, i) in counts.items()])
+    raise NonFiniteCheckpointError(
+        f'{source} holds {nan + inf} non-finite value(s) ({nan} NaN, {inf} inf) in '
+        f'{len(counts)} of {tensors} tensor(s): {listed}',
+        {k: n + i for k, (n, i) in counts.items()})
+
+
+def check_checkpoint_values(model: nn.Module, state_dict, source: str = 'checkpoint',
+                            allow_nonfinite: bool = False) -> None:
+    """The value checks of a checkpoint that fits ``model``: every attention
+    temperature valid (:func:`check_checkpoint_temperatures`) and, unless
+    ``allow_nonfinite``, no NaN/inf in what would be loaded into the model
+    (:func:`check_finite_checkpoint`).
+
+    Raises:
+        InvalidTemperatureError, NonFiniteCheckpointError: Both are
+            :class:`~mmdyn.utils.checkpoint_errors.InvalidCheckpointError`.
+    """
+    check_checkpoint_temperatures(model, state_dict, source)
+    if not allow_nonfinite:
+        check_finite_checkpoint(state_dict, source, keys=set(unwrap_model(model).state_dict()))
+
+
 class CheckpointFitHook(_HookBase):
     """Refuse, inside an MMEngine ``Runner``, a checkpoint that does not fit the
-    model, before it is loaded (``after_load_checkpoint`` runs before the
-    weights are copied; MMEngine itself loads with ``strict=False``).
+    model or holds invalid values, before it is loaded (``after_load_checkpoint``
+    runs before the weights are copied; MMEngine itself loads with
+    ``strict=False``): no dict (a list, a bare tensor), missing / unexpected /
+    reshaped keys (:func:`check_state_dict_fits`), an invalid attention
+    temperature or NaN/inf values (:func:`check_checkpoint_values`).
 
     Args:
-        allow_partial: Load anyway, logging the same summary as a warning.
+        allow_partial: Load a checkpoint that does not fit anyway, logging the
+            same summary as a warning.
         source: Name of the checkpoint in the messages (default: the runner's
             ``load_from``).
+        allow_nonfinite: Load NaN/inf values anyway, logging their summary as a
+            warning (an invalid temperature is always refused).
     """
 
     priority = 'LOWEST'  # after hooks that rewrite the checkpoint (e.g. EMA)
 
-    def __init__(self, allow_partial: bool = False, source: Optional[str] = None):
+    def __init__(self, allow_partial: bool = False, source: Optional[str] = None,
+                 allow_nonfinite: bool = False):
         self.allow_partial = allow_partial
         self.source = source
+        self.allow_nonfinite = allow_nonfinite
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         source = self.source or f'checkpoint {getattr(runner, "_load_from", None)}'
+        if not isinstance(checkpoint, dict):
+            # (MMEngine would add the hook's repr to a TypeError raised here.)
+            raise InvalidCheckpointError(
+                f'{source} holds {describe_object(checkpoint)}, not a checkpoint (expected '
+                'a dict: an MMEngine checkpoint or a state dict)')
         try:
             check_state_dict_fits(runner.model, checkpoint, source=source)
         except CheckpointMismatchError as err:
             if not self.allow_partial:
                 raise
             runner.logger.warning(f'{err}; loading what fits anyway (partial load allowed)')
+        check_checkpoint_temperatures(runner.model, checkpoint, source)
+        try:
+            check_finite_checkpoint(checkpoint, source,
+                                    keys=set(unwrap_model(runner.model).state_dict()))
+        except NonFiniteCheckpointError as err:
+            if not self.allow_nonfinite:
+                raise
+            runner.logger.warning(f'{err}; loading it anyway (non-finite values allowed)')
 
 
 try:

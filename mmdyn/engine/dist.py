@@ -21,7 +21,18 @@ MMEngine's ``autocast``; bfloat16 has float32's range and needs no loss
 scaling).
 
 With CUDA available none of this is used: the tools keep MMEngine's stock path.
+
+Timeouts (a node that dies or stops answering): a collective operation (the
+gradient all-reduce, the gathers of the RNG states and of validation results)
+waits at most ``env_cfg.dist_cfg.timeout`` seconds for the other ranks
+(:data:`DEFAULT_TIMEOUT_S`, torch's own gloo default, made explicit here; set
+it with ``--cfg-options env_cfg.dist_cfg.timeout=SECONDS``), then raises on
+every rank that is still alive. A rank that is killed closes its connections,
+so its peers fail at their next collective without waiting for the timeout
+(gloo: ``Connection closed by peer``). The value is checked here on the CUDA
+path too, where MMEngine passes it to ``init_process_group`` itself.
 """
+import math
 import os
 import subprocess
 from contextlib import contextmanager
@@ -35,6 +46,11 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+#: Seconds a collective operation of the CPU (gloo) process group waits for the
+#: other ranks before it fails, unless ``env_cfg.dist_cfg.timeout`` says otherwise
+#: (torch's default for gloo, 30 minutes).
+DEFAULT_TIMEOUT_S = 1800.0
 
 
 def _require_env(launcher: str, *names: str) -> None:
@@ -58,10 +74,7 @@ def _env_from_launcher(launcher: str) -> None:
         os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
         os.environ.setdefault('MASTER_PORT', '29500')
         if 'MASTER_ADDR' not in os.environ:
-            out = subprocess.run(['scontrol', 'show', 'hostnames',
-                                  os.environ['SLURM_NODELIST']],
-                                 capture_output=True, text=True, check=True).stdout
-            os.environ['MASTER_ADDR'] = out.split()[0]
+            os.environ['MASTER_ADDR'] = _first_slurm_host(os.environ['SLURM_NODELIST'])
     elif launcher == 'mpi':
         _require_env(launcher, 'OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE')
         os.environ['RANK'] = os.environ['OMPI_COMM_WORLD_RANK']
@@ -69,6 +82,51 @@ def _env_from_launcher(launcher: str) -> None:
         os.environ['LOCAL_RANK'] = os.environ.get('OMPI_COMM_WORLD_LOCAL_RANK', '0')
         os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
         os.environ.setdefault('MASTER_PORT', '29500')
+
+
+def _first_slurm_host(nodelist: str) -> str:
+    """The first host of a Slurm node list (``scontrol show hostnames``), the
+    rendezvous address of a ``--launcher slurm`` run without ``MASTER_ADDR``."""
+    command = ['scontrol', 'show', 'hostnames', nodelist]
+    hint = 'or set MASTER_ADDR to the first node of the job'
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise RuntimeError(f'launcher=\'slurm\': cannot run {" ".join(command)} to find the '
+                           f'first node of SLURM_NODELIST ({err}); {hint}') from None
+    hosts = proc.stdout.split()
+    if proc.returncode != 0 or not hosts:
+        why = (proc.stderr.strip().splitlines() or ['no host names'])[-1]
+        raise RuntimeError(f'launcher=\'slurm\': {" ".join(command)} failed '
+                           f'(exit status {proc.returncode}: {why}); {hint}')
+    return hosts[0]
+
+
+def dist_timeout(cfg=None) -> float:
+    """The collective timeout in seconds: ``cfg.env_cfg.dist_cfg.timeout`` or
+    :data:`DEFAULT_TIMEOUT_S`.
+
+    Args:
+        cfg: Optional MMEngine config (or dict).
+
+    Returns:
+        A positive finite number of seconds.
+
+    Raises:
+        ValueError: The configured value is not a positive finite number.
+    """
+    env_cfg = (cfg or {}).get('env_cfg') or {}
+    value = (env_cfg.get('dist_cfg') or {}).get('timeout')
+    if value is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError('env_cfg.dist_cfg.timeout must be a positive number of seconds '
+                         f'(how long a collective waits for the other ranks), got {value!r}')
+    return seconds
 
 
 def init_cpu_dist_if_needed(launcher: str, cfg=None) -> bool:
@@ -81,27 +139,32 @@ def init_cpu_dist_if_needed(launcher: str, cfg=None) -> bool:
     Args:
         launcher: ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
         cfg: Optional MMEngine config; its ``env_cfg.dist_cfg.backend`` is set
-            to ``'gloo'`` and its ``env_cfg.dist_cfg.timeout`` (seconds) is
-            honoured.
+            to ``'gloo'`` and its ``env_cfg.dist_cfg.timeout`` (seconds,
+            :func:`dist_timeout`; default :data:`DEFAULT_TIMEOUT_S`) bounds
+            every collective operation. The timeout is checked on the CUDA
+            path too (MMEngine applies it there).
 
     Returns:
         True when this call (or an earlier one) left a CPU gloo process group
         initialised, False when the stock path applies.
 
     Raises:
-        ValueError: Unknown launcher.
+        ValueError: Unknown launcher, or an invalid ``env_cfg.dist_cfg.timeout``.
         RuntimeError: The launcher's environment variables are missing.
     """
     if launcher not in LAUNCHERS:
         raise ValueError(f'unknown launcher {launcher!r}; expected one of {list(LAUNCHERS)}')
-    if launcher == 'none' or torch.cuda.is_available():
+    if launcher == 'none':
         return False
-    timeout = None
+    timeout = dist_timeout(cfg)
+    if cfg is not None and ((cfg.get('env_cfg') or {}).get('dist_cfg') or {}).get('timeout'):
+        cfg['env_cfg']['dist_cfg']['timeout'] = timeout  # a number for MMEngine's init_dist
+    if torch.cuda.is_available():
+        return False
     if cfg is not None:
         env_cfg = cfg.setdefault('env_cfg', {})
         dist_cfg = env_cfg.setdefault('dist_cfg', {})
         dist_cfg['backend'] = 'gloo'
-        timeout = dist_cfg.get('timeout')
     if torch_dist.is_available() and torch_dist.is_initialized():
         backend = torch_dist.get_backend()
         if backend != 'gloo':
@@ -109,12 +172,10 @@ def init_cpu_dist_if_needed(launcher: str, cfg=None) -> bool:
                                'CPU distributed training needs gloo')
         return True
     _env_from_launcher(launcher)
-    kwargs = {}
-    if timeout is not None:
-        kwargs['timeout'] = timedelta(seconds=float(timeout))
     torch_dist.init_process_group(backend='gloo', init_method='env://',
                                   rank=int(os.environ['RANK']),
-                                  world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+                                  world_size=int(os.environ['WORLD_SIZE']),
+                                  timeout=timedelta(seconds=timeout))
     return True
 
 

@@ -8,24 +8,40 @@ The command-line tools parse their options and call this module:
 :func:`run_test` run it with :class:`~mmdyn.engine.checkpoint.CheckpointFitHook`
 refusing a checkpoint of another model before its weights are copied.
 
+The runner of :func:`build_runner` never writes over a file it did not create
+and never shares its work dir with another run:
+
+* the config dump goes into the run's timestamp folder
+  (``WORK_DIR/<timestamp>/<config file name>``, or ``<name>_1.py`` ... when
+  that name is taken) instead of MMEngine's ``WORK_DIR/<config file name>``,
+  which replaced the user's config when the work dir is the config's folder;
+* the work dir is locked for the life of the run
+  (:mod:`mmdyn.engine.work_dir_lock`, taken while the runner is built, released
+  by :func:`run_train` / :func:`run_test` on any exit): a second run into the
+  same work dir refuses at start, naming the first.
+
 Errors are one-line exceptions (``FileNotFoundError``, ``RuntimeError``,
 ``ValueError``) that the tools print as argparse errors.
 """
+import functools
 import os.path as osp
 from typing import Optional
 
 import torch
+from mmengine.dist import master_only
 from mmengine.logging import print_log
 
 from .checkpoint import CheckpointFitHook
 from .config import load_config
 from .dist import cpu_model_wrapper_cfg, init_cpu_dist_if_needed
 from .hooks import find_hook_cfg
+from .work_dir_lock import WorkDirLockedError, acquire_run_lock
 
 __all__ = ['build_train_config', 'build_test_config', 'build_runner', 'run_train', 'run_test',
            'apply_amp', 'use_cpu_amp', 'apply_auto_scale_lr', 'apply_resume',
            'apply_pretrained', 'check_work_dir', 'set_work_dir', 'ensure_rng_state_hook',
-           'enable_visualization', 'setup_distributed']
+           'enable_visualization', 'setup_distributed', 'release_run_lock',
+           'WorkDirLockedError']
 
 
 def apply_amp(cfg) -> None:
@@ -141,6 +157,10 @@ def check_work_dir(work_dir: str, name: str = '--work-dir') -> None:
             else f'is inside {path}, which is a file'
         raise ValueError(f'{name} must be a directory (created if missing), but '
                          f'{work_dir} {what}')
+    from .cli import why_not_writable_dir  # not creatable or not writable (/proc/x, ro mounts)
+    why = why_not_writable_dir(work_dir)
+    if why is not None:
+        raise ValueError(f'{name} {work_dir} cannot be used: {why}')
 
 
 def set_work_dir(cfg, work_dir: Optional[str]) -> None:
@@ -271,15 +291,88 @@ def setup_distributed(cfg, launcher: str) -> None:
         cfg.model_wrapper_cfg = cpu_model_wrapper_cfg(cfg)
 
 
+class _SafeRunnerMixin:
+    """What :func:`build_runner` adds to the MMEngine runner class: the work-dir
+    lock (taken in ``setup_env``, once the process group and the rank are
+    known, before the log file or anything else is written) and a config dump
+    that cannot replace a file."""
+
+    _mmdyn_lock = None
+    _mmdyn_locked = False  # whether the lock was taken (rank 0) or agreed (other ranks)
+
+    def __init__(self, *args, **kwargs):
+        try:
+            super().__init__(*args, **kwargs)
+            if not self._mmdyn_locked:  # a runner class without setup_env (FlexibleRunner)
+                self._take_work_dir_lock()
+        except BaseException:
+            release_run_lock(self)
+            raise
+
+    def setup_env(self, env_cfg) -> None:
+        super().setup_env(env_cfg)
+        self._take_work_dir_lock()
+
+    def _take_work_dir_lock(self) -> None:
+        self._mmdyn_lock = acquire_run_lock(self._work_dir)
+        self._mmdyn_locked = True
+        if self._mmdyn_lock is not None and self._mmdyn_lock.stale:
+            stale = self._mmdyn_lock.stale
+            print_log(f'work dir {self._work_dir}: took over the lock left by pid '
+                      f'{stale.get("pid")} on {stale.get("host")} (started '
+                      f'{stale.get("started")}), which ended without releasing it',
+                      logger='current')
+
+    @master_only
+    def dump_config(self) -> None:
+        """Dump the config to ``log_dir/<config file name>`` (``log_dir`` is the
+        run's timestamp folder), or to the first ``<name>_N<ext>`` there that
+        no file has."""
+        from mmdyn.utils.output_paths import new_file_path
+        name = (osp.basename(self.cfg.filename) if self.cfg.filename
+                else f'{self.timestamp}.py')
+        self.cfg.dump(new_file_path(osp.join(self.log_dir, name)))
+
+
+@functools.lru_cache(maxsize=None)
+def _safe_runner_class(base):
+    """``base`` (an MMEngine runner class) with :class:`_SafeRunnerMixin`."""
+    if issubclass(base, _SafeRunnerMixin):
+        return base
+    return type(base.__name__, (_SafeRunnerMixin, base),
+                dict(__module__=__name__, __doc__=base.__doc__))
+
+
 def build_runner(cfg):
     """The MMEngine runner of ``cfg`` (``runner_type`` honoured), after
-    :func:`setup_distributed` for ``cfg.launcher``."""
+    :func:`setup_distributed` for ``cfg.launcher``.
+
+    The runner holds the lock of its work dir until :func:`run_train` /
+    :func:`run_test` (or :func:`release_run_lock`) releases it, and dumps the
+    config into its timestamp folder (see the module docstring).
+
+    Raises:
+        WorkDirLockedError: Another run holds the work dir (on every rank of a
+            distributed run); the message names it.
+        KeyError: ``runner_type`` is not a registered runner.
+    """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     setup_distributed(cfg, cfg.get('launcher', 'none'))
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
+    with RUNNERS.switch_scope_and_registry(cfg.get('_scope_')) as registry:
+        runner_type = cfg.get('runner_type', Runner)
+        base = registry.get(runner_type) if isinstance(runner_type, str) else runner_type
+        if base is None:
+            raise KeyError(f'runner_type {runner_type!r} is not a registered runner')
+        return _safe_runner_class(base).from_cfg(cfg)
+
+
+def release_run_lock(runner) -> None:
+    """Release the work-dir lock that ``runner`` (of :func:`build_runner`)
+    holds; nothing if it holds none."""
+    lock = getattr(runner, '_mmdyn_lock', None)
+    if lock is not None:
+        lock.release()
 
 
 def run_train(runner, resume_name: str = 'resume'):
@@ -303,10 +396,14 @@ def run_train(runner, resume_name: str = 'resume'):
         source = (f'{resume_name} checkpoint {cfg.load_from}' if cfg.get('load_from')
                   else f'{resume_name} checkpoint (the latest in {cfg.work_dir})')
         runner.register_hook(CheckpointFitHook(source=source))
-    return runner.train()
+    try:
+        return runner.train()
+    finally:
+        release_run_lock(runner)
 
 
-def run_test(runner, checkpoint: str, *, out: Optional[str] = None, allow_partial: bool = False):
+def run_test(runner, checkpoint: str, *, out: Optional[str] = None, allow_partial: bool = False,
+             allow_nonfinite: bool = False):
     """``runner.test()`` after checking the checkpoint against the model.
 
     MMEngine loads with ``strict=False``; the check runs before the weights
@@ -319,6 +416,8 @@ def run_test(runner, checkpoint: str, *, out: Optional[str] = None, allow_partia
             ``DumpResults``).
         allow_partial: Load a checkpoint that does not fit anyway (what fits),
             logging the mismatch as a warning.
+        allow_nonfinite: Evaluate a checkpoint holding NaN/inf values anyway,
+            logging their summary as a warning.
 
     Returns:
         The metrics dict (every rank holds the collected metrics).
@@ -326,9 +425,15 @@ def run_test(runner, checkpoint: str, *, out: Optional[str] = None, allow_partia
     Raises:
         CheckpointMismatchError: The checkpoint does not fit the model.
         UnsafeCheckpointError: The checkpoint needs more than weights-only loading.
+        NonFiniteCheckpointError: It holds NaN/inf values (not ``allow_nonfinite``).
+        InvalidTemperatureError: It holds an invalid attention temperature.
     """
     if out is not None:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
-    runner.register_hook(CheckpointFitHook(allow_partial, source=f'checkpoint {checkpoint}'))
-    return runner.test()
+    runner.register_hook(CheckpointFitHook(allow_partial, source=f'checkpoint {checkpoint}',
+                                           allow_nonfinite=allow_nonfinite))
+    try:
+        return runner.test()
+    finally:
+        release_run_lock(runner)

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmdyn.utils.checkpoint_errors import InvalidTemperatureError
 from mmdyn.utils.validation import IntOrPair, check_pair, check_positive_int, check_temperature
 
 
@@ -56,13 +57,61 @@ def check_feature_map(name: str, x, channels: int) -> None:
                          f'{x.size(1)} channels (input shape {tuple(x.shape)})')
 
 
+def parameter_dtype(module: nn.Module) -> Optional[torch.dtype]:
+    """The dtype of ``module``'s ``weight`` (else of its first parameter; None
+    without any): the dtype its input must have outside autocast."""
+    weight = module._parameters.get('weight')
+    if weight is None:
+        weight = next(module.parameters(), None)
+    return None if weight is None else weight.dtype
+
+
+def check_input_dtype(name: str, x: torch.Tensor, module: nn.Module) -> None:
+    """Raise a one-line ``TypeError`` naming module ``name`` unless ``x`` is a
+    floating-point tensor of ``module``'s parameter dtype, what ``nn.Conv2d``
+    needs (where PyTorch's own message, e.g. ``mat1 and mat2 must have the same
+    dtype``, names neither the layer nor the way out). Under autocast of ``x``'s
+    device any floating-point input is accepted (autocast casts, e.g. a bfloat16
+    input with float32 weights). Reads dtypes only: nothing is computed, and
+    tracing and export see no difference."""
+    dtype = x.dtype
+    if not x.is_floating_point():
+        raise TypeError(f'{name} expects a floating-point input, got {dtype} (input shape '
+                        f'{tuple(x.shape)}); convert it first, e.g. x.float()')
+    expected = parameter_dtype(module)
+    if expected is not None and dtype != expected and not torch.is_autocast_enabled(
+            x.device.type):
+        raise TypeError(f'{name}: input dtype {dtype} does not match the layer dtype '
+                        f'{expected}; convert the input (x.to({expected})) or the layer '
+                        f'(layer.to({dtype}))')
+
+
+class NotScriptableMixin:
+    """Makes ``torch.jit.script`` of a module (or of a network that holds one) fail at
+    once with a message that says what to use instead.
+
+    The mmdyn layers are written for eager mode, tracing and export (data-dependent
+    Python: validation, strategy choice, temperatures kept as Python floats);
+    TorchScript's compiler would stop at some line of that code with an error that
+    names neither the layer nor the alternative. ``torch.jit.script`` calls
+    ``__prepare_scriptable__`` on a module and each of its submodules first.
+    """
+
+    def __prepare_scriptable__(self):
+        raise RuntimeError(
+            f'{type(self).__name__} cannot be compiled with torch.jit.script (mmdyn layers '
+            'are not scriptable); use torch.jit.trace, torch.onnx.export or mmdyn.deploy '
+            '(tools/deploy/export_onnx.py, docs/deploy.md) instead: they run the graph at '
+            'any batch size')
+
+
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:
     """``t`` in float32, or kept in float64: attention is never computed in half
     precision (autocast) and never rounded down from float64."""
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-class DynamicConvBase(nn.Module):
+class DynamicConvBase(NotScriptableMixin, nn.Module):
     """Common base of every mmdyn convolution: the ``nn.Conv2d`` surface.
 
     Subclasses own their parameters and ``forward``; this class validates the
@@ -159,6 +208,7 @@ class DynamicConvBase(nn.Module):
         """Raise a clear error for an input this layer cannot convolve."""
         name = type(self).__name__
         check_feature_map(name, x, self.in_channels)
+        check_input_dtype(name, x, self)
         h, w = self.output_size(x.size(2), x.size(3))
         if h < 1 or w < 1:
             raise ValueError(f'{name}: input {tuple(x.shape)} is too small for kernel '
@@ -258,7 +308,16 @@ class TemperatureMixin:
     (no device synchronisation, a constant when tracing or exporting). Reading
     ``layer.temperature`` gives the float; assigning it (``layer.temperature =
     t``), :meth:`set_temperature` and ``load_state_dict`` all validate the
-    value: 0, a negative number, NaN or inf raise a ``ValueError``.
+    value: 0, a negative number, NaN or inf raise a ``ValueError``; in
+    ``load_state_dict`` (torch's, MMEngine's, strict or not) an
+    :class:`~mmdyn.utils.checkpoint_errors.InvalidTemperatureError` naming the
+    layer, raised at once (MMEngine's non-strict load would only log an error
+    message) and the layer keeps its previous temperature.
+
+    The buffer stays float64 whatever the module's dtype: ``.half()``,
+    ``.to(torch.bfloat16)``, ``.float()`` and ``.double()`` move it with the
+    module's device but never round the value (``_apply``), so a half-precision
+    model saves and reloads the exact temperature.
 
     A checkpoint written before the temperature was stored (no
     ``<prefix>temperature`` entry) still loads, strict or not: the layer keeps
@@ -295,6 +354,9 @@ class TemperatureMixin:
         buffer = self._buffers.get('temperature')
         if buffer is None:
             self.register_buffer('temperature', torch.tensor(value, dtype=torch.float64))
+        elif buffer.dtype != torch.float64:  # e.g. replaced by load_state_dict(assign=True)
+            self._buffers['temperature'] = torch.tensor(value, dtype=torch.float64,
+                                                        device=buffer.device)
         else:
             with torch.no_grad():
                 buffer.fill_(value)
@@ -316,14 +378,33 @@ class TemperatureMixin:
                           stacklevel=2)
             self.__dict__['temperature_from_checkpoint'] = False
             return
+        loaded = self._buffers['temperature']
+        if loaded.numel() == 1 and loaded.device.type != 'meta':
+            loaded = loaded.item()  # a number in the message, not a tensor repr
         try:
-            value = self.check_temperature_value(self._buffers['temperature'])
+            value = self.check_temperature_value(loaded)
         except (TypeError, ValueError) as err:
-            error_msgs.append(f'{key}: invalid temperature in the checkpoint ({err})')
             self.set_temperature(previous)
-            return
+            # Raised, not appended to error_msgs: MMEngine's load_state_dict
+            # (strict=False, what its Runner and the inferencers use) only logs those.
+            raise InvalidTemperatureError(
+                f'{key}: invalid temperature in the checkpoint for layer '
+                f'{prefix[:-1] or "(root)"} ({type(self).__name__}): {err}') from None
         self.set_temperature(value)
         self.__dict__['temperature_from_checkpoint'] = True
+
+    def _apply(self, fn, *args, **kwargs):
+        """``nn.Module._apply`` (``.to()``, ``.half()``, ``.cuda()``, ...), after
+        which the temperature buffer is float64 again, on the device ``fn``
+        chose, holding the exact value (a cast to half would store 7.3 as
+        7.30078 and 1e6 as inf)."""
+        result = super()._apply(fn, *args, **kwargs)
+        buffer = self._buffers.get('temperature')
+        value = self.__dict__.get('_temperature_value')
+        if buffer is not None and value is not None and buffer.dtype != torch.float64:
+            self._buffers['temperature'] = torch.tensor(value, dtype=torch.float64,
+                                                        device=buffer.device)
+        return result
 
 
 def init_kernel_bank_(weight: torch.Tensor, mode: str = 'conv2d') -> None:

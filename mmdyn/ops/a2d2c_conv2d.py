@@ -161,11 +161,16 @@ def mean_input_patches_madds(batch: int, channels: int, in_hw: Tuple[int, int],
 def position_mean(maps: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
     """Eq. 4 on feature maps: mean of ``(B, K, C, H', W')`` over the sampled
     output positions (``(B, M)`` flat indices, or ``None`` for all), ``(B, K, C)``."""
-    flat = maps.flatten(3)
+    # Every size but the batch a constant of the graph (int), none a -1: onnxruntime
+    # cannot infer a -1 (its Reshape fusion makes one of a product of sizes) beside a
+    # batch of 0.
+    batch = maps.size(0)
+    num_k, channels, out_h, out_w = (int(size) for size in maps.shape[1:])
+    flat = maps.reshape(batch, num_k, channels, out_h * out_w)
     if positions is None:
         return flat.mean(3)
-    batch, num_k, channels = flat.shape[:3]
-    index = positions.view(batch, 1, 1, -1).expand(batch, num_k, channels, positions.size(1))
+    num = positions.size(1)
+    index = positions.view(batch, 1, 1, num).expand(batch, num_k, channels, num)
     return flat.gather(3, index).mean(3)
 
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from mmdyn.utils.validation import check_choice, check_positive_int
 
-from ._base import at_least_float32, check_feature_map
+from ._base import NotScriptableMixin, at_least_float32, check_feature_map, check_input_dtype
 from .registry import register_layer
 
 MODES = ('sequential', 'parallel')
@@ -34,7 +34,7 @@ def _gate(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 @register_layer('AdaptiveEnhancement', family='module')
-class AdaptiveEnhancement(nn.Module):
+class AdaptiveEnhancement(NotScriptableMixin, nn.Module):
     """Pixel- and channel-level attention (shape-preserving reweighting).
 
     Shapes: input ``(B, C, H, W)`` -> output ``(B, C, H, W)``.
@@ -102,6 +102,7 @@ class AdaptiveEnhancement(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error for an input this module cannot reweight."""
         check_feature_map('AdaptiveEnhancement', x, self.in_channels)
+        check_input_dtype('AdaptiveEnhancement', x, self)
 
     def channel_map(self, x: torch.Tensor) -> torch.Tensor:
         """Channel attention ``(B, C, 1, 1)`` in (0, 1) (requires it enabled)."""

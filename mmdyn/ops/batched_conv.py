@@ -272,7 +272,10 @@ def bank_maps(x: torch.Tensor, bank: torch.Tensor, bias_bank: Optional[torch.Ten
         num_k, groups, cout // groups).transpose(0, 1).reshape(-1)
     maps = F.conv2d(x, stacked.reshape(-1, *bank.shape[2:]), stacked_bias, stride, padding,
                     dilation, groups)
-    batch, _, out_h, out_w = maps.shape
+    # the batch read from the tensor, the other sizes constants of a traced graph (int):
+    # the graph runs at any batch size, 0 included (:func:`export_safe_mixed_conv2d`)
+    batch = maps.size(0)
+    out_h, out_w = int(maps.size(2)), int(maps.size(3))
     maps = maps.view(batch, groups, num_k, cout // groups, out_h, out_w).transpose(1, 2)
     return maps.reshape(batch, num_k, cout, out_h, out_w)
 
@@ -281,7 +284,8 @@ def combine_maps(maps: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
     """``Σ_k attn[b, k(, n)] ⊙ F_k`` for maps ``(B, K, C_out, H', W')`` and
     attention ``(B, K)`` or ``(B, K, C_out)``."""
     weights = attn.to(maps.dtype)
-    weights = weights.view(*weights.shape, *([1] * (maps.dim() - weights.dim())))
+    weights = weights.view(weights.size(0), *(int(size) for size in weights.shape[1:]),
+                           *([1] * (maps.dim() - weights.dim())))
     return (maps * weights).sum(1)
 
 
@@ -482,7 +486,7 @@ def export_safe_mixed_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Te
       with all ``K*C_out`` kernels, then ``Σ_k attn_k ⊙ F_k``. The exported
       graph holds an ordinary ``Conv`` with constant weights.
     * With a spatial attention (ODConv): the per-sample kernels
-      ``s_b ⊙ Σ_k attn[b, k] W_k`` and im2col (``F.unfold``) + one batched
+      ``s_b ⊙ Σ_k attn[b, k] W_k`` and im2col (:func:`im2col`) + one batched
       matrix product; its reshapes read the batch size from the input (a
       symbolic size in the exported graph, never a constant).
 
@@ -503,21 +507,40 @@ def export_safe_mixed_conv2d(x: torch.Tensor, attn: torch.Tensor, bank: torch.Te
     return out
 
 
+def im2col(x: torch.Tensor, kernel_size, stride, padding, dilation,
+           out_hw: Tuple[int, int]) -> torch.Tensor:
+    """The input patches ``(B, C, kh*kw, H', W')``: ``F.unfold``'s values in its
+    order (channel-major, then the taps row by row), built from one strided slice
+    of the zero-padded input per kernel tap. Unlike ``F.unfold``, whose ONNX form
+    (the TorchScript exporter's ``im2col``) reshapes with a ``-1`` that onnxruntime
+    cannot resolve for a batch of 0, the slices run at any batch size."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    out_h, out_w = out_hw
+    if ph or pw:
+        x = F.pad(x, (pw, pw, ph, ph))
+    taps = [x[:, :, i * dh:i * dh + sh * (out_h - 1) + 1:sh,
+              j * dw:j * dw + sw * (out_w - 1) + 1:sw]
+            for i in range(kh) for j in range(kw)]
+    return torch.stack(taps, 2)
+
+
 def unfold_dynamic_conv2d(x: torch.Tensor, kernels: torch.Tensor, bias: Optional[torch.Tensor],
                           stride=(1, 1), padding=(0, 0), dilation=(1, 1),
                           groups: int = 1) -> torch.Tensor:
     """Per-sample kernels ``(B, C_out, C_in/g, kh, kw)`` (and bias ``(B, C_out)``)
-    applied by im2col (``F.unfold``) and one batched matrix product, in a
+    applied by im2col (:func:`im2col`) and one batched matrix product, in a
     batch-agnostic form: every reshape names its sizes from tensor sizes (B) or
     constants, so the TorchScript exporter infers a symbolic batch for every
     value (``unflatten`` defeats its inference, which then falls back to the
-    traced batch size downstream). The export-safe path of the layers whose
-    kernels are per sample (ODConv, KernelWarehouse)."""
+    traced batch size downstream), and none has a ``-1`` (an ONNX ``Reshape``
+    cannot infer a ``-1`` beside a batch of 0). The export-safe path of the
+    layers whose kernels are per sample (ODConv, KernelWarehouse)."""
     cout, cin_g, kh, kw = (int(size) for size in kernels.shape[1:])  # constants in a graph
     batch = x.size(0)
-    out_h, out_w = conv_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
+    out_h, out_w = conv_output_hw((int(x.size(2)), int(x.size(3))), (kh, kw), stride, padding,
+                                  dilation)
     kernels = kernels.reshape(batch, groups, cout // groups, cin_g * kh * kw)
-    cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+    cols = im2col(x, (kh, kw), stride, padding, dilation, (out_h, out_w))
     cols = cols.reshape(batch, groups, cin_g * kh * kw, out_h * out_w)
     out = torch.matmul(kernels.to(cols.dtype), cols).reshape(batch, cout, out_h, out_w)
     if bias is not None:

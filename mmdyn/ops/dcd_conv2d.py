@@ -87,7 +87,9 @@ class DCDConv2d(DynamicConvBase):
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation,
         groups, bias: As ``nn.Conv2d`` (``bias`` defaults to False).
-        latent_dim (int | None): L; ``None`` -> ``int(sqrt(C_in))``.
+        latent_dim (int | None): L, at most ``C_in`` (``Q`` compresses the
+            input channels; the squeeze branch grows as ``L^4``); ``None`` ->
+            ``int(sqrt(C_in))``.
         reduction (int): Squeeze width ``max(C_in, L^2) // reduction`` (min 4).
             Default: 16.
     """
@@ -97,8 +99,13 @@ class DCDConv2d(DynamicConvBase):
                  reduction: int = 16):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias)
-        dim = max(int(math.sqrt(in_channels)), 1) if latent_dim is None else latent_dim
+        default_dim = max(int(math.sqrt(in_channels)), 1)
+        dim = default_dim if latent_dim is None else latent_dim
         self.latent_dim = check_positive_int('latent_dim', dim)
+        if dim > in_channels:  # Q compresses C_in channels into L: L <= C_in
+            raise ValueError(f'DCD: latent_dim={dim} must be <= in_channels={in_channels} '
+                             '(the latent space compresses the input channels; the paper '
+                             f'uses L << C, default int(sqrt(in_channels)) = {default_dim})')
         squeeze = max(max(in_channels, dim * dim) // check_positive_int('reduction',
                                                                          reduction), 4)
         kh, kw = self.kernel_size
@@ -108,10 +115,20 @@ class DCDConv2d(DynamicConvBase):
         self.p = nn.Conv2d(dim, out_channels, 1, bias=False)
         self.bn_q = SafeBatchNorm2d(dim)
         self.bn_phi = SafeBatchNorm1d(dim)
-        self.fc = nn.Linear(in_channels, squeeze, bias=False)
-        self.fc_gate = nn.Linear(squeeze, squeeze, bias=False)
-        self.fc_phi = nn.Linear(squeeze, dim * dim, bias=False)
-        self.fc_scale = nn.Linear(squeeze, out_channels, bias=False)
+        try:  # the squeeze branch grows as L^4 / reduction^2 (fc_gate, fc_phi)
+            self.fc = nn.Linear(in_channels, squeeze, bias=False)
+            self.fc_gate = nn.Linear(squeeze, squeeze, bias=False)
+            self.fc_phi = nn.Linear(squeeze, dim * dim, bias=False)
+            self.fc_scale = nn.Linear(squeeze, out_channels, bias=False)
+        except (RuntimeError, MemoryError) as err:
+            if 'memory' not in str(err).lower() and not isinstance(err, MemoryError):
+                raise
+            size = squeeze * (in_channels + squeeze + dim * dim + out_channels)
+            raise MemoryError(
+                f'DCD: latent_dim={dim} needs {size:.3g} parameters in the squeeze branch '
+                f'(width max(in_channels, latent_dim^2) // reduction = {squeeze}), more '
+                f'than this machine can allocate; choose a smaller latent_dim (default '
+                f'int(sqrt(in_channels)) = {default_dim})') from None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -125,7 +142,7 @@ class DCDConv2d(DynamicConvBase):
         """``Φ(x)`` ``(B, L, L)`` and ``λ(x)`` ``(B, C_out)``."""
         h = self.fc(x.mean((2, 3)))
         h = h * _hsigmoid2(self.fc_gate(h))  # official SEModule_small: gate in [0, 2]
-        phi = self.fc_phi(h).view(-1, self.latent_dim, self.latent_dim)
+        phi = self.fc_phi(h).view(h.size(0), self.latent_dim, self.latent_dim)
         return phi, _hsigmoid2(self.fc_scale(h))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,16 +150,18 @@ class DCDConv2d(DynamicConvBase):
         if is_empty_batch(x):
             return empty_batch_output(self, x)
         batch = x.size(0)
-        out_hw = self.output_size(x.size(2), x.size(3))
+        out_hw = self.output_size(int(x.size(2)), int(x.size(3)))  # constants in a graph
         phi, scale = self.dynamic_params(x)
         static = F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
                           self.dilation, self.groups)
         q = self.bn_q(self.q(center_tap(x, self.kernel_size, self.stride, self.padding,
                                         self.dilation, out_hw)))
-        q = q.reshape(batch, self.latent_dim, -1)
+        # explicit sizes, no -1: an exported Reshape cannot infer a -1 beside a batch of 0
+        q = q.reshape(batch, self.latent_dim, out_hw[0] * out_hw[1])
         z = self.bn_phi(torch.matmul(phi.to(q.dtype), q)) + q
         dynamic = self.p(z.view(batch, self.latent_dim, *out_hw))
-        return static * scale.to(static.dtype).view(batch, -1, 1, 1) + dynamic.to(static.dtype)
+        return (static * scale.to(static.dtype).view(batch, self.out_channels, 1, 1)
+                + dynamic.to(static.dtype))
 
     def madds(self, input_hw: Tuple[int, int], batch: int = 1,
               training: bool = False) -> Dict[str, int]:

@@ -82,7 +82,7 @@ def branch_masks(y: torch.Tensor, num_branches: int, mask: str,
     """
     if mask == 'none':
         return None
-    batch, channels = y.size(0), y.size(1) // num_branches
+    batch, channels = y.size(0), int(y.size(1)) // num_branches  # a constant in a graph
     if mask == 'spatial':
         m = mask_weight.size(-1)
         # groups=NB: output map i only sees the channels of branch i.
@@ -111,7 +111,10 @@ def fuse_branches(y: torch.Tensor, num_branches: int, fusion: str,
     if fusion == 'conv1x1':
         return F.conv2d(y, fusion_weight, fusion_bias)
     if fusion == 'sum':
-        return y.reshape(y.size(0), num_branches, -1, *y.shape[2:]).sum(1)
+        # explicit sizes, constants but the batch (no -1): an exported graph runs at batch 0
+        channels, height, width = (int(size) for size in y.shape[1:])
+        return y.reshape(y.size(0), num_branches, channels // num_branches, height,
+                         width).sum(1)
     raise ValueError(f'unknown fusion {fusion!r}; expected one of {list(FUSIONS)}')
 
 
@@ -127,7 +130,11 @@ def dynamic_mask_conv2d(x, weight, bias, branch_dilations, stride=1, groups=1, *
     y = branch_outputs(x, weight, bias, branch_dilations, stride, groups)
     m = branch_masks(y, num_branches, mask, mask_weight, mask_bias)
     if m is not None:
-        y = (y.reshape(y.size(0), num_branches, -1, *y.shape[2:]) * m).flatten(1, 2)
+        # explicit sizes, constants but the batch (no -1): an exported graph runs at batch 0
+        batch = y.size(0)
+        channels, height, width = (int(size) for size in y.shape[1:])
+        y = (y.reshape(batch, num_branches, channels // num_branches, height, width) * m
+             ).reshape(batch, channels, height, width)
     return fuse_branches(y, num_branches, fusion, fusion_weight, fusion_bias)
 
 

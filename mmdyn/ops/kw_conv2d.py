@@ -316,7 +316,7 @@ class KWLinear(nn.Module):
         if x.dim() != 2 or x.size(1) != self.in_features:
             raise ValueError(f'KWLinear expects a (B, {self.in_features}) input, got '
                              f'{tuple(x.shape)}')
-        return self.conv(x[:, :, None, None]).flatten(1)
+        return self.conv(x[:, :, None, None]).reshape(x.size(0), self.out_features)
 
     def extra_repr(self) -> str:
         return f'in_features={self.in_features}, out_features={self.out_features}'

@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from mmdyn.utils.validation import IntOrPair, check_choice, check_pair, check_positive_int
 
-from ._base import check_feature_map
+from ._base import NotScriptableMixin, check_feature_map, check_input_dtype
 from .registry import register_layer
 
 FUSIONS = ('sum', 'concat', 'weighted')
@@ -54,7 +54,7 @@ def fuse_scales(outs: Sequence[torch.Tensor], fusion: str,
 
 
 @register_layer('MSFF', family='module')
-class MultiScaleFeatureFusion(nn.Module):
+class MultiScaleFeatureFusion(NotScriptableMixin, nn.Module):
     """Parallel odd-kernel convolutions with a common output grid, fused.
 
     Shapes: input ``(B, C_in, H, W)`` -> output ``(B, C_out, H', W')`` with
@@ -126,6 +126,7 @@ class MultiScaleFeatureFusion(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map('MultiScaleFeatureFusion', x, self.in_channels)
+        check_input_dtype('MultiScaleFeatureFusion', x, self)
         return fuse_scales([conv(x) for conv in self.branches], self.fusion, self.fuse,
                            self.logits)
 

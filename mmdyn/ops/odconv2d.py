@@ -129,13 +129,14 @@ class ODConv2d(TemperatureMixin, DynamicConvBase):
             out = odconv_mixture_conv2d(x, self.weight, kernel_att, channel, filt, spatial,
                                         self.stride, self.padding, self.dilation)
             return out if self.bias is None else out + self.bias.to(out.dtype).view(1, -1, 1, 1)
-        x = x * channel.to(x.dtype).view(batch, -1, 1, 1)
+        # explicit sizes, no -1: an exported Reshape cannot infer a -1 beside a batch of 0
+        x = x * channel.to(x.dtype).view(batch, self.in_channels, 1, 1)
         out = mixed_kernel_conv2d(x, kernel_att, self.weight, None,
                                   spatial if isinstance(spatial, torch.Tensor) else None,
                                   self.stride, self.padding, self.dilation, self.groups,
                                   self.strategy)
         if isinstance(filt, torch.Tensor):
-            out = out * filt.to(out.dtype).view(batch, -1, 1, 1)
+            out = out * filt.to(out.dtype).view(batch, self.out_channels, 1, 1)
         if self.bias is not None:
             out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
         return out

@@ -13,9 +13,22 @@ only, so light tools can import it):
   by an input file or by an earlier output of the same run, a counter
   (``cat_pred_1.png``). Existing files that are not inputs (e.g. the results
   of an earlier run) are overwritten.
+* :func:`check_own_output` -- a fixed-name output that may only replace a
+  previous output of the same tool, recognised by the marker line the tool
+  writes at its top (e.g. ``tools/analysis_tools/model_zoo.py``).
+* :func:`new_file_path` -- a name that no existing file has (``x.py``,
+  ``x_1.py``, ...), created empty so that no other writer can take it (the
+  config dump of ``tools/train.py`` / ``tools/test.py``).
+* :func:`temp_file_beside` and :func:`replace_file` -- write to a temporary
+  file next to the output, then rename it over the output: an interrupted run
+  never leaves a partial output, and the file gets the mode every other new
+  file gets (``0o666`` less the umask, :func:`umask_mode`; ``mkstemp`` alone
+  would leave ``0o600``).
 """
 import os
 import os.path as osp
+import tempfile
+import threading
 from typing import Iterable, Optional, Set, Tuple
 
 
@@ -144,3 +157,117 @@ class OutputNamer:
                 return path
             n += 1
 
+
+
+def check_own_output(out: str, marker: str, arg: str = '--out') -> bool:
+    """Check that ``out`` is new or a previous output of the same tool.
+
+    A tool that writes a fixed-name text output puts ``marker`` on its first
+    line; an existing file is only replaced when its first line is that
+    marker, so that no file the tool did not write (a config, a document) is
+    ever overwritten.
+
+    Args:
+        out: The output file.
+        marker: The tool's marker line (without the newline).
+        arg: The command-line argument that named ``out`` (for the message).
+
+    Returns:
+        Whether ``out`` exists (and is a previous output of the tool).
+
+    Raises:
+        OutputPathError: ``out`` is a folder, or a file without the marker.
+    """
+    if osp.isdir(out):
+        raise OutputPathError(f'{arg} {out} is a folder; give a file name')
+    if not osp.lexists(out):
+        return False
+    try:
+        with open(out, encoding='utf-8', errors='replace') as f:
+            first = f.readline().rstrip('\r\n')
+    except OSError as err:
+        raise OutputPathError(f'{arg} {out} exists and cannot be read ({err.strerror}); '
+                              'choose another output path') from None
+    if first != marker:
+        raise OutputPathError(f'{arg} {out} exists and was not written by this tool (its first '
+                              'line is not the marker line); choose another output path or '
+                              'remove the file')
+    return True
+
+
+def new_file_path(path: str) -> str:
+    """Create and return an empty file at ``path``, or at ``<stem>_N<ext>``
+    beside it (the first ``N`` = 1, 2, ... not taken) when a file is there.
+
+    The file is created exclusively (``O_EXCL``), so an existing file is never
+    the result and two writers never get the same name.
+
+    Raises:
+        OSError: The folder of ``path`` does not exist or is not writable.
+    """
+    stem, ext = osp.splitext(path)
+    n = 0
+    while True:
+        candidate = f'{stem}_{n}{ext}' if n else path
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            n += 1
+            continue
+        os.close(fd)
+        return candidate
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` less the process umask: the mode a new file opened with
+    ``open(path, 'w')`` gets.
+
+    The umask is read from ``/proc/self/status`` where the kernel reports it
+    (Linux); elsewhere it is read by setting and restoring it under a lock.
+    """
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return mode & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return mode & ~umask
+
+
+def temp_file_beside(path: str, suffix: str = '', prefix: Optional[str] = None) -> str:
+    """Create an empty temporary file in the folder of ``path`` (created if
+    missing) and return its path; pass it to :func:`replace_file` when
+    written (and remove it on failure).
+
+    Args:
+        path: The output the temporary file will replace.
+        suffix: End of the temporary name (e.g. ``'.onnx'`` for writers that
+            look at the extension).
+        prefix: Start of the temporary name; default ``'.<file name>.'``.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if prefix is None:
+        prefix = f'.{osp.basename(path)}.'
+    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=folder)
+    os.close(fd)
+    return tmp
+
+
+def replace_file(tmp: str, path: str) -> None:
+    """Rename the written temporary file ``tmp`` over ``path``, with the mode
+    that writing ``path`` in place would give: the existing file's permission
+    bits when ``path`` exists, else ``0o666`` less the umask."""
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        mode = umask_mode()
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

@@ -109,3 +109,32 @@ def test_visualize_attention_tool_random_weights_and_errors(tiny_setup):
     assert bad.returncode != 0 and 'available' in bad.stderr
     missing = run_tool('visualize_attention.py', cfg, tmp / 'nope.pth', img, '--out', out)
     assert missing.returncode != 0 and 'checkpoint not found' in missing.stderr
+
+
+@pytest.mark.parametrize('name,content', [
+    ('notes.jpg', b'this is text, not a JPEG'),
+    ('half.png', b'\x89PNG\r\n\x1a\n' + b'\0' * 20),
+], ids=['text-named-jpg', 'truncated-png'])
+def test_visualize_attention_non_image(tiny_setup, tmp_path, load_tool, name, content):
+    _, cfg, ckpt, _ = tiny_setup
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(SystemExit) as exc:
+        load_tool('visualize_attention').main([cfg, str(ckpt), str(path), '--out',
+                                               str(tmp_path / 'fig.png')])
+    text = str(exc.value.code)
+    assert text.startswith(f'error: cannot read image {path}: not an image file or an '
+                           'unsupported format'), text
+    assert '\n' not in text and not (tmp_path / 'fig.png').exists()
+
+
+def test_visualize_attention_folder_as_image(tiny_setup, tmp_path, capsys, load_tool):
+    _, cfg, ckpt, _ = tiny_setup
+    (tmp_path / 'imgs').mkdir()
+    (tmp_path / 'imgs' / 'readme.txt').write_text('no image')
+    with pytest.raises(SystemExit) as exc:
+        load_tool('visualize_attention').main([cfg, str(ckpt), str(tmp_path / 'imgs'),
+                                               '--out', str(tmp_path / 'fig.png')])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(f'IMAGE must be one image file; {tmp_path / "imgs"} is a folder')

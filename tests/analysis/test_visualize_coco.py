@@ -1,6 +1,7 @@
 """tools/analysis_tools/visualize_coco_results.py on a tiny generated COCO set and fake results."""
 import json
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -73,3 +74,23 @@ def test_visualize_coco_cli_limits_and_errors(coco_set):
     missing = run_tool('visualize_coco_results.py', coco_set / 'images', coco_set / 'nope.json',
                        coco_set / 'r.bbox.json', '--out-dir', out_dir)
     assert missing.returncode != 0 and 'file not found' in missing.stderr
+
+
+@pytest.mark.parametrize('content,message', [
+    ('', r'is empty \(0 bytes\)'),
+    ('{}', r'has no "images" list \(keys: none\)'),
+    ('{"images": [], "annotations": [], "categories": []}', r'has no images \(its "images" '
+     r'list is empty\)'),
+    ('[]', r'holds a JSON list, not an object'),
+    ('{"images": [', r'is not JSON \(line 1, column 13\)'),
+], ids=['zero-bytes', 'empty-object', 'no-images', 'results-list', 'truncated'])
+def test_visualize_coco_unusable_annotation_file(coco_set, capsys, content, message):
+    ann = coco_set / 'bad_ann.json'
+    ann.write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        vcr.main([str(coco_set / 'images'), str(ann), str(coco_set / 'r.bbox.json'),
+                  '--out-dir', str(coco_set / 'vis3')])
+    text = str(exc.value.code)
+    assert re.fullmatch(f'error: COCO annotation file {re.escape(str(ann))} {message}.*', text)
+    assert '\n' not in text and 'Traceback' not in capsys.readouterr().err
+    assert not (coco_set / 'vis3').exists()

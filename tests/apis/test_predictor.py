@@ -293,3 +293,34 @@ def test_dmc_channel_and_no_mask_models(cls, dmc):
     static = load_model(cls['static'], cls['static_ckpt'])
     with pytest.raises(ValueError, match='no DMC'):
         static.record_dmc(cls['image'])
+
+
+def test_predict_image_the_pipeline_cannot_take(cls, tmp_path):
+    # a keep-ratio Resize to 32x32 makes the short side of a 10x10000 image 0 pixels:
+    # a one-line ValueError naming the image and its size, not an OpenCV error
+    from mmdyn.apis import load_model
+    config = tmp_path / 'resize.py'
+    config.write_text(f"_base_ = {cls['dyn']!r}\n"
+                      "test_pipeline = [dict(type='LoadImageFromFile'), "
+                      "dict(type='Resize', scale=(32, 32), keep_ratio=True), "
+                      "dict(type='PackInputs')]\n"
+                      'test_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n')
+    predictor = load_model(str(config), cls['dyn_ckpt'])
+    tall = np.full((10000, 10, 3), 90, np.uint8)
+    with pytest.raises(ValueError, match=r'^cannot predict the image array: the test pipeline '
+                       r'fails on its 10x10000 pixels \(aspect ratio 1000:1\): .*resize'):
+        predictor.predict(tall)
+    with pytest.raises(ValueError, match='cannot predict the image: .*10x10000 pixels'):
+        predictor.attention(tall)
+    assert predictor.predict(tall[:40, :]).image_shape == (40, 10)  # a usable one still works
+
+
+def test_draw_does_not_blow_up_extreme_aspect_ratios(cls):
+    # the enlargement for readable text stops at MAX_DRAW_SIZE (4096) pixels on the longer
+    # side (a 10000x10 image used to be drawn at 256000x256)
+    from mmdyn.apis import load_model
+    predictor = load_model(cls['dyn'], cls['dyn_ckpt'])
+    for shape, drawn in [((10000, 10), (10000, 10)), ((10, 10000), (10, 10000)),
+                         ((100, 3000), (136, 4080)), ((32, 32), (256, 256))]:
+        img = np.full(shape + (3, ), 90, np.uint8)
+        assert predictor.draw(img, predictor.predict(img)).shape[:2] == drawn, shape

@@ -1,5 +1,6 @@
 """Missing datasets give an error naming the path and the expected layout."""
 import os.path as osp
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from mmengine.config import Config
 
 from mmdyn.datasets import check_dataset_paths
+from mmdyn.datasets import checks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,3 +123,99 @@ def test_new_dataset_types_present(tmp_path, dataset, made):
     _make(tmp_path, made)
     check_dataset_paths(_loader_cfg('test', dict(dataset, data_root=str(tmp_path))),
                         splits=('test', ))  # no error
+
+
+# ------------------------------------------------------ COCO annotation files that are no use
+_COCO_DEMO = 'configs/demo/mask-rcnn_r18-a2d2c-plus_fpn_shapes.py'
+
+
+def _coco_root(tmp_path, train_ann):
+    """A COCO tree whose training annotation file holds ``train_ann`` (the rest valid)."""
+    root = tmp_path / 'coco'
+    for folder in ('annotations', 'train', 'val'):
+        (root / folder).mkdir(parents=True)
+    good = '{"images": [{"id": 1, "file_name": "a.png", "height": 4, "width": 4}], ' \
+           '"annotations": [], "categories": [{"id": 1, "name": "x"}]}'
+    (root / 'annotations' / 'instances_train.json').write_text(train_ann)
+    (root / 'annotations' / 'instances_val.json').write_text(good)
+    return root
+
+
+_BAD_COCO = [
+    ('', r'is empty \(0 bytes\)'),
+    ('{}', r'has no "images" list'),
+    ('{"images": [], "annotations": [], "categories": []}', r'has no images'),
+    ('not json', r'is not JSON \(line 1, column 1\)'),
+]
+_BAD_COCO_IDS = ['zero-bytes', 'empty-object', 'no-images', 'not-json']
+
+
+@pytest.mark.parametrize('content,message', _BAD_COCO, ids=_BAD_COCO_IDS)
+def test_unusable_coco_annotation_file(tmp_path, content, message):
+    root = _coco_root(tmp_path, content)
+    cfg = Config.fromfile(str(ROOT / _COCO_DEMO))
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[name].dataset.data_root = str(root) + '/'
+    check_dataset_paths(cfg, splits=('val', 'test'))  # the valid file passes
+    ann = osp.join(str(root), 'annotations', 'instances_train.json')
+    with pytest.raises(ValueError, match=r'train dataset \(CocoDataset\): COCO annotation '
+                       f'file {re.escape(ann)} {message}') as info:
+        check_dataset_paths(cfg, splits=('train', ))
+    assert '\n' not in str(info.value)
+
+
+def test_unusable_coco_metric_annotation_file(tmp_path):
+    # the CocoMetric reads its own ann_file: checked too (the dataset's is fine here)
+    root = _coco_root(tmp_path, '{"images": [{"id": 1}]}')
+    cfg = Config.fromfile(str(ROOT / _COCO_DEMO))
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[name].dataset.data_root = str(root) + '/'
+    metric_ann = tmp_path / 'metric.json'
+    metric_ann.write_text('{}')
+    cfg.test_evaluator = dict(cfg.test_evaluator, ann_file=str(metric_ann))
+    check_dataset_paths(cfg, splits=('train', 'val'))
+    with pytest.raises(ValueError, match=r'^test evaluator \(CocoMetric\): COCO annotation '
+                       f'file {re.escape(str(metric_ann))} has no "images" list'):
+        check_dataset_paths(cfg, splits=('test', ))
+
+
+@pytest.mark.parametrize('content,ok', [
+    ('{"info": {"images": []}, "images": [{"id": 1}], "annotations": []}', True),
+    ('{"images" :\n [ \n{"id": 1}]}', True),
+    ('{"images": [], "annotations": []}', False),
+    ('{"annotations": [{"id": 1}]}', False),
+    ('{}', False),
+])
+def test_large_coco_annotation_file_is_scanned(tmp_path, monkeypatch, content, ok):
+    # above COCO_PARSE_LIMIT the file is scanned for a non-empty "images" list, not parsed
+    monkeypatch.setattr(checks, 'COCO_PARSE_LIMIT', 1)
+    monkeypatch.setattr(checks.json, 'load', None)  # would fail if called
+    path = tmp_path / 'big.json'
+    path.write_text(content)
+    if ok:
+        checks.check_coco_annotation(str(path))
+    else:
+        with pytest.raises(ValueError, match=f'COCO annotation file {re.escape(str(path))} '
+                           r'has no images \(no non-empty "images" list\)'):
+            checks.check_coco_annotation(str(path))
+
+
+def test_train_and_test_tools_report_an_unusable_coco_file(tmp_path, capsys, load_tool):
+    root = _coco_root(tmp_path, '{}')
+    (root / 'annotations' / 'instances_val.json').write_text('')
+    ann = osp.join(str(root), 'annotations', 'instances_train.json')
+    with pytest.raises(SystemExit) as exc:
+        load_tool('train').main([str(ROOT / _COCO_DEMO), '--work-dir', str(tmp_path / 'w'),
+                                 '--cfg-options', f'data_root={root}/'])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f'error: train dataset (CocoDataset): COCO annotation file {ann} has no "images" ' \
+           'list' in err and 'Traceback' not in err
+    with pytest.raises(SystemExit) as exc:
+        ckpt = tmp_path / 'model.pth'
+        ckpt.write_bytes(b'')
+        load_tool('test').main([str(ROOT / _COCO_DEMO), str(ckpt),
+                                '--work-dir', str(tmp_path / 'w'),
+                                '--cfg-options', f'data_root={root}/'])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and 'instances_val.json is empty (0 bytes)' in err, err

@@ -306,3 +306,96 @@ def test_bad_options(gtsrb_files, kwargs, error, message):
 def test_empty_data_root():
     with pytest.raises(ValueError, match=r"GTSRB needs data_root .* got ''"):
         GTSRB('')
+
+
+# ------------------------------------------------- rows that would give silent wrong data
+def _append_row(path, row):
+    with open(path, 'a') as f:
+        f.write(row + '\n')
+
+
+def _rows(path):
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+def test_repeated_row_is_refused(gtsrb_files):
+    # a copy of line 2 at line 4 (class 3 has 2 frames per track): no image counted twice
+    path = gtsrb_files.csv_of(3)
+    rows = _rows(path)
+    _append_row(path, rows[1])
+    line = len(rows) + 1
+    with pytest.raises(ValueError, match=re.escape(path) + f', line {line}: image '
+                       r"'00000_00000\.ppm' is already listed at line 2; each image must "
+                       'be listed once'):
+        GTSRB(gtsrb_files.root, split='trainval')
+
+
+def test_repeated_row_of_the_test_csv_is_refused(gtsrb_files):
+    rows = _rows(gtsrb_files.test_csv)
+    _append_row(gtsrb_files.test_csv, rows[3])
+    with pytest.raises(ValueError, match=re.escape(gtsrb_files.test_csv) +
+                       f', line {len(rows) + 1}: image .* is already listed at line 4'):
+        GTSRB(gtsrb_files.root, split='test')
+
+
+@pytest.mark.parametrize('name', ['../00001/00000_00000.ppm', '00000/../../00001/00000_00000.ppm'])
+def test_filename_outside_the_class_folder_is_refused(gtsrb_files, name):
+    # the image of class 1 under the label of class 3: refused, naming the row
+    path = _edit_csv(gtsrb_files, 3, 2, _set_field(0, name))
+    with pytest.raises(ValueError, match=re.escape(path) + ', line 2: Filename ' +
+                       re.escape(repr(name)) + ' points outside .*00003, the folder of this '
+                       "CSV's images"):
+        GTSRB(gtsrb_files.root, split='trainval')
+
+
+def test_absolute_filename_is_refused(gtsrb_files):
+    target = gtsrb_files.csv_of(3).replace('GT-00003.csv', '00000_00000.ppm')
+    path = _edit_csv(gtsrb_files, 3, 2, _set_field(0, target))
+    with pytest.raises(ValueError, match=re.escape(path) + ', line 2: Filename .* is an '
+                       'absolute path'):
+        GTSRB(gtsrb_files.root, split='trainval')
+
+
+def test_filename_through_a_folder_link_is_refused(gtsrb_files):
+    folder = osp.dirname(gtsrb_files.csv_of(3))
+    os.symlink(osp.dirname(gtsrb_files.csv_of(1)), osp.join(folder, 'more'))
+    path = _edit_csv(gtsrb_files, 3, 2, _set_field(0, 'more/00000_00000.ppm'))
+    with pytest.raises(ValueError, match=re.escape(path) + r", line 2: Filename "
+                       r"'more/00000_00000\.ppm' resolves to .*00001 through a symbolic link"):
+        GTSRB(gtsrb_files.root, split='trainval')
+
+
+def test_one_image_in_two_class_folders_is_refused(gtsrb_files):
+    # class 3's first image replaced by a link to class 1's: one image, two labels
+    first = gtsrb_files.csv_of(1).replace('GT-00001.csv', '00000_00000.ppm')
+    linked = gtsrb_files.csv_of(3).replace('GT-00003.csv', '00000_00000.ppm')
+    os.remove(linked)
+    os.symlink(first, linked)
+    with pytest.raises(ValueError, match=re.escape(gtsrb_files.csv_of(3)) + ", line 2: image "
+                       r"'00000_00000\.ppm' is already listed at " +
+                       re.escape(gtsrb_files.csv_of(1)) + ', line 2'):
+        GTSRB(gtsrb_files.root, split='trainval')
+
+
+def test_files_in_a_subfolder_and_file_links_into_a_store_are_accepted(gtsrb_files, tmp_path):
+    # a sub-folder of the class folder, and an image that is a link into a store elsewhere
+    # (git-annex / DVC style) stay accepted
+    folder = osp.dirname(gtsrb_files.csv_of(3))
+    os.makedirs(osp.join(folder, 'sub'))
+    os.rename(osp.join(folder, '00000_00000.ppm'), osp.join(folder, 'sub', '00000_00000.ppm'))
+    _edit_csv(gtsrb_files, 3, 2, _set_field(0, 'sub/00000_00000.ppm'))
+    store = tmp_path / 'store'
+    store.mkdir()
+    os.rename(osp.join(folder, '00000_00001.ppm'), store / 'blob')
+    os.symlink(store / 'blob', osp.join(folder, '00000_00001.ppm'))
+    ds = GTSRB(gtsrb_files.root, split='trainval')
+    assert len(ds) == len(gtsrb_files.train)
+
+
+def test_val_split_with_single_track_classes_is_a_clear_error(gtsrb_factory):
+    files = gtsrb_factory(tracks_per_class=[1] * 43)
+    assert len(GTSRB(files.root, split='train')) == 2 * 43
+    with pytest.raises(ValueError, match=r"GTSRB split='val' is empty: every class in .*"
+                       r"Training has a single track.*use split='trainval'"):
+        GTSRB(files.root, split='val')

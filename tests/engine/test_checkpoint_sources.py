@@ -23,7 +23,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 import mmdyn.models  # noqa: F401  (installs the safe loaders)
 from _checkpoint_server import (MarkerPayload, isolate_caches, save_evil_checkpoint,
                                 serve_directory)
-from mmdyn.engine import UnsafeCheckpointError, load_checkpoint_url
+from mmdyn.engine import UnsafeCheckpointError, load_checkpoint_url, url_cache_path
 from mmdyn.engine.checkpoint import safe_checkpoint_schemes
 
 GOOD = {'backbone.fc.weight': torch.arange(6.).view(2, 3), 'backbone.fc.bias': torch.ones(2)}
@@ -144,10 +144,12 @@ def test_scheme_loads_good_and_refuses_evil(site, scheme, monkeypatch):
 def test_http_downloads_go_to_the_hub_cache_and_the_cache_is_loaded_safely(site):
     good, evil = f'{site.url}/good.pth', f'{site.url}/evil.pth'
     _check_good(CheckpointLoader.load_checkpoint(good))
-    assert osp.isfile(osp.join(site.hub, 'good.pth'))
+    # Cached in the hub cache, one folder per URL (tests/engine/test_checkpoint_url_cache.py).
+    assert url_cache_path(good).startswith(site.hub + os.sep)
+    assert osp.isfile(url_cache_path(good))
     with pytest.raises(UnsafeCheckpointError, match=r'evil\.pth.*downloaded from http://127'):
         CheckpointLoader.load_checkpoint(evil)
-    assert osp.isfile(osp.join(site.hub, 'evil.pth'))  # cached as torch.hub does
+    assert osp.isfile(url_cache_path(evil))
     assert site.requests.count('/evil.pth') == 1
     # The server no longer has the files: the second calls read the cache ...
     os.remove(osp.join(site.root, 'good.pth'))
@@ -160,10 +162,11 @@ def test_http_downloads_go_to_the_hub_cache_and_the_cache_is_loaded_safely(site)
 
 
 def test_a_file_already_in_the_hub_cache_is_refused(site):
-    """A copy cached earlier by another program (e.g. plain torch.hub) is not
-    trusted either; no download happens."""
-    os.makedirs(site.hub, exist_ok=True)
-    save_evil_checkpoint(osp.join(site.hub, 'other.pth'), site.marker)
+    """A copy already in the URL's cache folder (put there by another program)
+    is not trusted either; no download happens."""
+    cached = url_cache_path(f'{site.url}/other.pth')
+    os.makedirs(osp.dirname(cached), exist_ok=True)
+    save_evil_checkpoint(cached, site.marker)
     with pytest.raises(UnsafeCheckpointError, match='other.pth'):
         CheckpointLoader.load_checkpoint(f'{site.url}/other.pth')
     assert '/other.pth' not in site.requests

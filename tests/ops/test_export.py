@@ -5,8 +5,8 @@ the official module (item 7).
   ``export_safe_path()``) equals the normal path and never reads the batch size.
 * ``torch.jit.trace`` at batch 2 runs at batch 1 and 3 like eager mode.
 * ONNX export with a dynamic batch axis: onnxruntime at batch 1 and 3 within
-  1e-4 (relative) of PyTorch (TorchScript exporter; dynamo exporter when
-  onnxscript is installed).
+  1e-4 (relative) of PyTorch, and at batch 0 an empty output of the right shape
+  (TorchScript exporter; dynamo exporter when onnxscript is installed).
 * An empty batch gives an empty output like ``nn.Conv2d``, in train and eval,
   with a working backward.
 * DCD: the squeeze-excitation gate and the whole layer equal a hand-written
@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from _ops_helpers import BANK_LAYERS, TEMPERATURE_LAYERS, kernel_of, scale_tol
-from mmdyn.ops import LAYERS, DCDConv2d, DynamicMaskConv2d
+from mmdyn.ops import LAYERS, MODULES, DCDConv2d, DynamicMaskConv2d
 from mmdyn.ops import batched_conv
 from mmdyn.ops.batched_conv import export_safe_path, is_exporting
 
@@ -175,9 +175,11 @@ def test_jit_trace_runs_at_any_batch(case):
 
 # --------------------------------------------------------------------- ONNX
 class _ThenFlatten(nn.Module):
-    """The layer, then ``y.reshape(y.size(0), -1)`` as a classifier does: the
+    """The layer, then ``y.reshape(y.size(0), C*H*W)`` as a classifier does: the
     exporter folds that size to a constant when it lost the symbolic batch of ``y``
-    (a value whose shape it cannot infer gets the traced one)."""
+    (a value whose shape it cannot infer gets the traced one). The other size is a
+    constant, not ``-1``: neither PyTorch nor onnxruntime can infer a ``-1`` beside
+    a batch of 0."""
 
     def __init__(self, layer):
         super().__init__()
@@ -185,7 +187,7 @@ class _ThenFlatten(nn.Module):
 
     def forward(self, x):
         y = self.layer(x)
-        return y.reshape(y.size(0), -1)
+        return y.reshape(y.size(0), int(y.size(1)) * int(y.size(2)) * int(y.size(3)))
 
 
 def _export_and_compare(layer, case, path, dynamo):
@@ -203,13 +205,14 @@ def _export_and_compare(layer, case, path, dynamo):
                               output_names=['y'], opset_version=17,
                               dynamic_axes={'x': {0: 'batch'}, 'y': {0: 'batch'}})
     session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    for batch in (1, 3):
+    for batch in (0, 1, 3):  # batch 0: an empty output, as in PyTorch (issue 17)
         x = _input(case, batch)
         with torch.no_grad():
             ref = layer(x)
         got = torch.from_numpy(session.run(None, {'x': x.numpy()})[0])
-        assert got.shape == ref.shape
-        assert _rel(got, ref) <= 1e-4, (batch, _rel(got, ref))
+        assert got.shape == ref.shape, (batch, got.shape, ref.shape)
+        if batch:
+            assert _rel(got, ref) <= 1e-4, (batch, _rel(got, ref))
 
 
 @pytest.mark.parametrize('case', CASES, ids=IDS)
@@ -223,6 +226,32 @@ def test_onnx_dynamic_batch_dynamo_exporter(case, tmp_path):
     """The dynamo exporter keeps the batch dynamic (it used to fix it silently)."""
     pytest.importorskip('onnxscript')
     _export_and_compare(_build(case), case, tmp_path / 'layer.onnx', dynamo=True)
+
+
+# the shape-preserving modules of MODULES (DMC is in CASES): (name, C, kwargs)
+MODULE_CASES = [('AdaptiveEnhancement', 4, {}), ('MSFF', 4, {}),
+                ('DMC', 4, dict(out_channels=6, kernel_size=3, mask='channel', fusion='sum'))]
+
+
+@pytest.mark.parametrize('module_case,dynamo', [
+    *((c, False) for c in MODULE_CASES), (MODULE_CASES[-1], True)],
+    ids=[*(f'{c[0]}-torchscript' for c in MODULE_CASES), 'DMC-dynamo'])
+def test_onnx_modules_run_at_batch_0_1_3(module_case, dynamo, tmp_path):
+    """The modules of MODULES export with a dynamic batch too and run at batch 0
+    (DMC's channel masks and branch sum reshape by branch: no -1 in the graph)."""
+    pytest.importorskip('onnx')
+    if dynamo:
+        pytest.importorskip('onnxscript')
+    name, channels, kwargs = module_case
+    torch.manual_seed(0)
+    if 'out_channels' in kwargs:
+        kwargs = dict(kwargs)
+        module = MODULES[name](channels, kwargs.pop('out_channels'), kwargs.pop('kernel_size'),
+                               padding=1, **kwargs)
+    else:
+        module = MODULES[name](in_channels=channels, **kwargs)
+    case = (name, channels)
+    _export_and_compare(module.eval(), case, tmp_path / 'module.onnx', dynamo=dynamo)
 
 
 # -------------------------------------------------------------- empty batch

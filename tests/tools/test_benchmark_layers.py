@@ -2,10 +2,13 @@
 not asserted: they belong to the benchmark, not to unit tests)."""
 import csv
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from _tools import tool_path
@@ -68,3 +71,123 @@ def test_benchmark_rejects_unknown_layer(tmp_path):
         [sys.executable, TOOL, '--layers', 'Nope',
          '--out', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "unknown layer(s) ['Nope']" in proc.stderr
+
+
+# ------------------------------------------- arguments checked before measuring (issue 17)
+@pytest.mark.parametrize('argv,message', [
+    (['--sizes', '8'], r'--sizes 8: no benchmark shape has that spatial size; choose from '
+                       r'56 28 14 7'),
+    (['--batch-sizes', '0'], r'--batch-sizes must be >= 1, got 0'),
+    (['--batch-sizes', '2', '-1'], r'--batch-sizes must be >= 1, got -1'),
+    (['--kernel-num', '0'], r'--kernel-num must be >= 1'),
+    (['--num-points', '0'], r'--num-points must be >= 1'),
+    (['--threads', '-1'], r'--threads must be >= 0'),
+    (['--device', 'gpu'], r"--device 'gpu' is not a device name"),
+], ids=['sizes-8', 'batch-0', 'batch-negative', 'kernel-num-0', 'num-points-0', 'threads',
+        'device-name'])
+def test_bad_arguments_are_refused_before_anything_is_written(load_tool, tmp_path, capsys,
+                                                              argv, message):
+    out = tmp_path / 'bench'
+    with pytest.raises(SystemExit) as exc:
+        load_tool('analysis_tools/benchmark_layers').main([*argv, '--out', str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert 'Traceback' not in err
+    assert not out.exists()  # no folder, no empty CSV
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks a machine without CUDA')
+def test_cuda_without_cuda_is_refused(load_tool, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        load_tool('analysis_tools/benchmark_layers').main(['--device', 'cuda',
+                                                           '--out', str(tmp_path / 'b')])
+    assert exc.value.code == 2
+    assert '--device cuda: CUDA is not available' in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused_and_kept(load_tool, tmp_path, capsys):
+    out = tmp_path / 'results.csv'
+    out.write_text('my,own\n1,2\n')
+    with pytest.raises(SystemExit) as exc:
+        load_tool('analysis_tools/benchmark_layers').main(['--sizes', '7', '--out', str(out)])
+    assert exc.value.code == 2
+    assert f'--out {out} is a file; expected a folder' in capsys.readouterr().err
+    assert out.read_text() == 'my,own\n1,2\n'
+
+
+@pytest.mark.parametrize('name', ['benchmark_layers.csv', 'benchmark_layers.json',
+                                  'benchmark_layers.md'])
+def test_a_result_name_taken_by_a_foreign_file_is_refused(load_tool, tmp_path, capsys, name):
+    """Only a file that an earlier run of the tool wrote is ever replaced."""
+    (tmp_path / name).write_text('{"mine": 1}\n' if name.endswith('.json') else 'mine\n')
+    before = (tmp_path / name).read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        load_tool('analysis_tools/benchmark_layers').main(['--sizes', '7', '--out',
+                                                           str(tmp_path)])
+    assert exc.value.code == 2
+    assert (f'{tmp_path / name} exists and was not written by this tool'
+            in capsys.readouterr().err)
+    assert (tmp_path / name).read_bytes() == before
+
+
+def test_results_written_at_the_end_replace_an_earlier_run(load_tool, tmp_path, monkeypatch,
+                                                           capsys):
+    """Nothing is written until the measurements are done; a failed run leaves the
+    earlier results as they were, a finished one replaces them whole (umask mode)."""
+    tool = load_tool('analysis_tools/benchmark_layers')
+    argv = ['--sizes', '7', '--batch-sizes', '1', '--repeats', '1', '--warmup', '0',
+            '--layers', 'DyConv', '--device', 'cpu', '--out', str(tmp_path)]
+    tool.main(argv)
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(files) == ['benchmark_layers.csv', 'benchmark_layers.json',
+                             'benchmark_layers.md']
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert all((tmp_path / n).stat().st_mode & 0o777 == 0o666 & ~umask for n in files)
+
+    def broken(args):
+        raise RuntimeError('interrupted')
+
+    monkeypatch.setattr(tool, 'run', broken)
+    with pytest.raises(RuntimeError, match='interrupted'):
+        tool.main(argv)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+    monkeypatch.undo()
+    tool.main(argv)  # an earlier result of the tool is replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)
+    with open(tmp_path / 'benchmark_layers.csv') as f:
+        assert [r['layer'] for r in csv.DictReader(f)] == ['Conv2d (static)', 'DyConv']
+    capsys.readouterr()
+
+
+# benchmark_models.py shares the checks (mmdyn.analysis.benchmark.check_result_files)
+@pytest.mark.parametrize('argv,message', [
+    (['--batch-sizes', '0'], r'batch sizes, --train-batch, --input-size and --kernel-num '
+                             r'must be >= 1'),
+    (['--device', 'gpu'], r"--device 'gpu' is not a device name"),
+    (['--memory-jobs', '0'], r'--memory-jobs >= 1'),
+], ids=['batch-0', 'device-name', 'memory-jobs'])
+def test_benchmark_models_bad_arguments(load_tool, tmp_path, capsys, argv, message):
+    out = tmp_path / 'bench'
+    with pytest.raises(SystemExit) as exc:
+        load_tool('analysis_tools/benchmark_models').main(['--quick', *argv, '--out', str(out)])
+    assert exc.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_benchmark_models_out_file_and_foreign_results_are_refused(load_tool, tmp_path, capsys):
+    tool = load_tool('analysis_tools/benchmark_models')
+    out = tmp_path / 'file'
+    out.write_text('x')
+    with pytest.raises(SystemExit):
+        tool.main(['--quick', '--out', str(out)])
+    assert f'--out {out} is a file' in capsys.readouterr().err
+    (tmp_path / 'benchmark_models.md').write_text('# my notes\n')
+    with pytest.raises(SystemExit):
+        tool.main(['--quick', '--out', str(tmp_path)])
+    assert 'benchmark_models.md exists and was not written by this tool' in (
+        capsys.readouterr().err)
+    assert (tmp_path / 'benchmark_models.md').read_text() == '# my notes\n'
+    assert out.read_text() == 'x'

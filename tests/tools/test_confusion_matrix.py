@@ -177,3 +177,25 @@ def test_tool_runs_as_a_script(tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '--results' in proc.stdout
+
+
+@pytest.mark.parametrize('kind', ['zip', 'legacy', 'pickled-dict'])
+def test_results_given_a_checkpoint(tmp_path, capsys, load_tool, kind):
+    config = write_config(tmp_path / 'cls.py', tmp_path, num_classes=3)
+    ckpt = tmp_path / 'model.pth'
+    state = {'state_dict': {'head.fc.weight': torch.zeros(3, 4)}, 'meta': {}}
+    if kind == 'zip':
+        torch.save(state, ckpt)
+    elif kind == 'legacy':
+        torch.save(state, ckpt, _use_new_zipfile_serialization=False)
+    else:
+        ckpt.write_bytes(pickle.dumps({'state_dict': {'w': np.zeros(2)}}, protocol=2))
+    with pytest.raises(SystemExit) as exc:
+        load_tool('confusion_matrix').main([config, '--results', str(ckpt),
+                                            '--out', str(tmp_path / 'cm.png')])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (f'error: {ckpt} is a checkpoint, not a results file: pass it as CHECKPOINT '
+                   f'(confusion_matrix.py CONFIG {ckpt}), or give --results the prediction dump '
+                   'of tools/test.py CONFIG CHECKPOINT --out RESULTS.pkl\n')
+    assert not (tmp_path / 'cm.png').exists()

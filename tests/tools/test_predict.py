@@ -78,3 +78,41 @@ def test_predict_cli_detection(tmp_path_factory, capsys, load_tool):
     assert 'detection model MaskRCNN (3 classes' in text and 'box [' in text
     with open(out_json) as f:
         assert len(json.load(f)['results'][0]['detections']) == len(everything)
+
+
+def _keep_ratio_resize_config(cls, tmp_path):
+    """The tiny classifier with a keep-ratio Resize to 32x32 in its test pipeline: the
+    short side of a 10000x10 image becomes 0 pixels (OpenCV's resize fails)."""
+    path = tmp_path / 'resize.py'
+    path.write_text(f"_base_ = {cls['dyn']!r}\n"
+                    "test_pipeline = [dict(type='LoadImageFromFile'), "
+                    "dict(type='Resize', scale=(32, 32), keep_ratio=True), "
+                    "dict(type='PackInputs')]\n"
+                    'test_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n')
+    return str(path)
+
+
+def test_predict_cli_unusable_images_do_not_end_the_batch(cls, tmp_path, capsys, load_tool):
+    # a 10000x10 image the test pipeline cannot resize and a text file named .jpg among
+    # good images: each is reported in one line, the others are predicted, exit status 1
+    wide, text = tmp_path / 'wide.png', tmp_path / 'notes.jpg'
+    Image.fromarray(np.full((10, 10000, 3), 90, np.uint8)).save(wide)
+    text.write_text('this is text, not a JPEG\n')
+    config, out_json = _keep_ratio_resize_config(cls, tmp_path), tmp_path / 'res.json'
+    code = load_tool('predict').main([config, cls['dyn_ckpt'], str(wide), cls['image'],
+                                      str(text), '--json', str(out_json),
+                                      '--out-dir', str(tmp_path / 'vis')])
+    err = capsys.readouterr().err
+    assert code == 1 and 'Traceback' not in err
+    lines = [line for line in err.splitlines() if 'error' in line]
+    assert lines == [
+        f'{wide}: error: cannot predict {wide}: the test pipeline fails on its 10000x10 pixels '
+        "(aspect ratio 1000:1): (-215:Assertion failed) inv_scale_x > 0 in function 'resize'",
+        f'{text}: error: cannot read image {text}: not an image file or an unsupported format '
+        f"(UnidentifiedImageError: cannot identify image file '{text}')",
+        'error: 2 of 3 image(s) failed (reported above)'], err
+    with open(out_json) as f:
+        dump = json.load(f)
+    assert [e['image'] for e in dump['results']] == [cls['image']]
+    assert [e['image'] for e in dump['errors']] == [str(wide), str(text)]
+    assert osp.isfile(dump['results'][0]['annotated'])

@@ -225,6 +225,56 @@ def test_bad_switches_are_named(sandbox, env, message):
     assert message in proc.stderr
 
 
+@pytest.mark.parametrize('case', ['python', 'venv-is-a-file', 'venv-under-a-file', 'jobs',
+                                  'jobs-zero', 'cache-is-a-file'])
+def test_impossible_settings_fail_the_dry_run_as_the_real_run(sandbox, case):
+    """The dry run used to exit 0 and plan the impossible: the switches are checked
+    up front, and the dry and the real run stop with the same message, having
+    changed nothing (the real run is offline: an empty wheel folder, no index)."""
+    tmp = sandbox[0]
+    a_file = tmp / 'a_file'
+    a_file.write_text('not a folder')
+    env, message = {
+        'python': (dict(PYTHON='/nonexistent/python3'),
+                   'PYTHON=/nonexistent/python3 is not a Python interpreter that runs'),
+        'venv-is-a-file': (dict(MMDYN_VENV=a_file),
+                           f'MMDYN_VENV={a_file} cannot be created: it is a file, not a folder'),
+        'venv-under-a-file': (dict(MMDYN_VENV=a_file / 'venv'),
+                              f'MMDYN_VENV={a_file}/venv cannot be created: {a_file} is a '
+                              'file, not a folder'),
+        'jobs': (dict(MMDYN_MMCV_JOBS='abc'),
+                 "MMDYN_MMCV_JOBS must be a whole number of parallel compile jobs (1 or more), "
+                 "got 'abc'"),
+        'jobs-zero': (dict(MMDYN_MMCV_JOBS='0'), "MMDYN_MMCV_JOBS must be a whole number"),
+        'cache-is-a-file': (dict(MMDYN_CACHE=a_file),
+                            f'the mmcv wheel cache {a_file}/wheels/mmcv-{MMCV_PIN}-torch'
+                            f'{TORCH_PIN}-cpu cannot be created: {a_file} is a file'),
+    }[case]
+    wheels = tmp / 'wheels'
+    wheels.mkdir()
+    offline = dict(MMDYN_WHEELS=wheels, PIP_CONFIG_FILE=os.devnull,
+                   PIP_INDEX_URL='http://127.0.0.1:9/simple')
+    dry = _run(sandbox, **offline, **env)
+    real = _run(sandbox, dry_run=False, **offline, **env)
+    for proc in (dry, real):
+        assert proc.returncode == 1, (proc.stdout, proc.stderr)
+        assert f'[mmdyn setup] ERROR: {message}' in proc.stderr
+        assert proc.stdout == ''  # no plan, nothing run
+    assert dry.stderr == real.stderr
+    assert sorted(p.name for p in tmp.iterdir()) == ['a_file', 'fake_bin', 'sandbox_bin',
+                                                     'wheels']
+
+
+def test_the_jobs_of_the_mmcv_build_are_planned(sandbox):
+    proc = _run(sandbox, MMDYN_MMCV_JOBS='3')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.plan['mmcv_jobs'] == '3 (from MMDYN_MMCV_JOBS)'
+    proc = _run(sandbox, MMDYN_MMCV_JOBS='')  # empty: the default
+    assert proc.returncode == 0, proc.stderr
+    jobs, source = proc.plan['mmcv_jobs'].split(' ', 1)
+    assert int(jobs) >= 1 and source == '(nproc)'
+
+
 def test_unknown_argument(sandbox):
     proc = _run(sandbox, '--fast')
     assert proc.returncode == 2 and 'unknown argument --fast' in proc.stderr

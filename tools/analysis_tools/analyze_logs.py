@@ -191,6 +191,8 @@ def parse_args(argv=None):
     t.add_argument('json_logs', nargs='+', help='scalars.json log files')
     t.add_argument('--include-outliers', action='store_true',
                    help='keep the first interval of every epoch')
+    from mmdyn.engine import cli  # --debug
+    cli.add_debug_option(parser)
     return parser.parse_args(argv)
 
 
@@ -224,4 +226,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

@@ -29,10 +29,8 @@ Example::
     python tools/analysis_tools/benchmark_layers.py --batch-sizes 1 32 --repeats 5
 """
 import argparse
-import csv
 import json
 import math
-import os
 import os.path as osp
 import platform
 import sys
@@ -43,12 +41,21 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from mmdyn.analysis.benchmark import LAYER_VARIANTS, layer_config
+from mmdyn.analysis.benchmark import (LAYER_VARIANTS, check_result_files, csv_text,
+                                      layer_config, write_result_files)
 from mmdyn.ops import LAYERS, MODULES
-from mmdyn.utils.gpu_check import interleaved_medians  # one timing loop
+from mmdyn.utils.gpu_check import DeviceUnavailable, interleaved_medians, resolve_device
+from mmdyn.utils.output_paths import OutputPathError
 
 SHAPES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # (channels, spatial size)
 RATIOS = {'fwd_ms': 'fwd_x', 'fwd_bwd_ms': 'fwd_bwd_x', 'peak_mb': 'peak_x'}
+#: The result files in ``--out`` and how an earlier run's copy is recognised (only
+#: those are replaced: :func:`mmdyn.analysis.benchmark.check_result_files`).
+RESULT_FILES = {
+    'benchmark_layers.json': ('env', 'args', 'rows'),
+    'benchmark_layers.csv': 'layer,channels,size,batch,',
+    'benchmark_layers.md': 'Measured with `tools/analysis_tools/benchmark_layers.py`',
+}
 
 
 def build_variants(kernel_num, num_points):
@@ -152,9 +159,6 @@ def run(args):
         torch.set_num_threads(args.threads)
     variants = build_variants(args.kernel_num, args.num_points)
     if args.layers:
-        unknown = set(args.layers) - set(variants)
-        if unknown:
-            raise SystemExit(f'unknown layer(s) {sorted(unknown)}; choose from {list(variants)}')
         variants = {k: v for k, v in variants.items()
                     if k in args.layers or k == 'Conv2d (static)'}
     shapes = [s for s in SHAPES if not args.sizes or s[1] in args.sizes]
@@ -261,12 +265,14 @@ def check_targets(rows, batch=32):
     return result
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """Parse and check every argument before anything is measured or written."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help="'cpu', 'cuda' or 'cuda:N' (default: cuda where available)")
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 32])
     parser.add_argument('--sizes', type=int, nargs='*', default=None,
-                        help='only these spatial sizes (56 28 14 7)')
+                        help='only the shapes of these spatial sizes (of 56 28 14 7)')
     parser.add_argument('--layers', nargs='*', default=None,
                         help='only these variants (the static conv is always run)')
     parser.add_argument('--kernel-num', type=int, default=4)
@@ -274,11 +280,42 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
-    parser.add_argument('--out', default='outputs/benchmark_layers')
+    parser.add_argument('--out', default='outputs/benchmark_layers',
+                        help='folder of benchmark_layers.{json,csv,md} (created if missing; '
+                        'only earlier results of this tool are replaced)')
+    from mmdyn.engine import cli  # --debug
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error('--repeats must be >= 1 and --warmup >= 0')
+    for name in ('batch_sizes', 'kernel_num', 'num_points'):
+        values = getattr(args, name)
+        bad = [v for v in (values if isinstance(values, list) else [values]) if v < 1]
+        if bad:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got '
+                         f'{" ".join(map(str, bad))}')
+    if args.threads < 0:
+        parser.error(f'--threads must be >= 0 (0: torch\'s default), got {args.threads}')
+    sizes = [size for _, size in SHAPES]
+    unknown = [s for s in args.sizes or () if s not in sizes]
+    if unknown:
+        parser.error(f'--sizes {" ".join(map(str, unknown))}: no benchmark shape has that '
+                     f'spatial size; choose from {" ".join(map(str, sizes))} (the 3x3 stage '
+                     'shapes of ResNet-50)')
+    known = build_variants(args.kernel_num, args.num_points)
+    unknown = sorted(set(args.layers or ()) - set(known))
+    if unknown:
+        parser.error(f'unknown layer(s) {unknown}; choose from {list(known)}')
+    try:
+        args.device = str(resolve_device(args.device))
+        check_result_files(args.out, RESULT_FILES)
+    except (DeviceUnavailable, OutputPathError) as err:
+        parser.error(str(err))
+    return args
 
+
+def main(argv=None):
+    args = parse_args(argv)
     env = dict(torch=torch.__version__, device=str(args.device),
                device_name=(torch.cuda.get_device_name() if args.device.startswith('cuda')
                             else platform.processor() or platform.machine()),
@@ -288,18 +325,16 @@ def main(argv=None):
     rows = run(args)
     print_table(rows)
     targets = check_targets(rows)
-    os.makedirs(args.out, exist_ok=True)
-    with open(osp.join(args.out, 'benchmark_layers.json'), 'w') as f:
-        json.dump(dict(env=env, args=vars(args), rows=rows, a2d2c_plus_targets=targets), f,
-                  indent=2)
-    with open(osp.join(args.out, 'benchmark_layers.csv'), 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(osp.join(args.out, 'benchmark_layers.md'), 'w') as f:
-        f.write(markdown_table(rows, env))
+    # all three at the end, each written whole and renamed (never a partial file)
+    write_result_files(args.out, {
+        'benchmark_layers.json': json.dumps(dict(env=env, args=vars(args), rows=rows,
+                                                 a2d2c_plus_targets=targets), indent=2),
+        'benchmark_layers.csv': csv_text(rows),
+        'benchmark_layers.md': markdown_table(rows, env),
+    })
     print(f'\nresults written to {osp.join(args.out, "benchmark_layers.{json,csv,md}")}')
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

@@ -18,13 +18,20 @@ Examples::
     python tools/analysis_tools/benchmark_models.py --quick      # tiny smoke run (seconds)
 """
 import argparse
-import csv
 import json
 import os
 import os.path as osp
 import sys
 
 from mmdyn.analysis import benchmark as bm
+
+#: The result files in ``--out`` and how an earlier run's copy is recognised (only
+#: those are replaced: :func:`mmdyn.analysis.benchmark.check_result_files`).
+RESULT_FILES = {
+    'benchmark_models.json': ('env', 'args', 'rows'),
+    'benchmark_models.csv': 'model,layer,params_m,',
+    'benchmark_models.md': 'Measured with `tools/analysis_tools/benchmark_models.py`',
+}
 
 
 def parse_args(argv=None):
@@ -53,7 +60,10 @@ def parse_args(argv=None):
                         help='peak-memory processes run at the same time (default: 2)')
     parser.add_argument('--quick', action='store_true',
                         help=f'tiny smoke configuration: {bm.QUICK} (explicit options win)')
-    parser.add_argument('--out', default='outputs/benchmark_models')
+    parser.add_argument('--out', default='outputs/benchmark_models',
+                        help='folder of benchmark_models.{json,csv,md} (created if missing; '
+                        'only earlier results of this tool are replaced)')
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     defaults = dict(models=list(bm.MODELS), layers=list(bm.DEFAULT_LAYERS), batch_sizes=[1, 8],
                     train_batch=8, input_size=224, repeats=5, warmup=2)
@@ -69,10 +79,15 @@ def parse_args(argv=None):
         parser.error('--repeats must be >= 1 and --warmup >= 0')
     if min(args.batch_sizes + [args.train_batch, args.input_size, args.kernel_num]) < 1:
         parser.error('batch sizes, --train-batch, --input-size and --kernel-num must be >= 1')
-    if args.device.startswith('cuda'):
-        import torch
-        if not torch.cuda.is_available():
-            parser.error('--device cuda given but no CUDA device is available')
+    if args.threads < 0 or args.memory_jobs < 1:
+        parser.error('--threads must be >= 0 and --memory-jobs >= 1')
+    from mmdyn.utils.gpu_check import DeviceUnavailable, resolve_device
+    from mmdyn.utils.output_paths import OutputPathError
+    try:
+        args.device = str(resolve_device(args.device))
+        bm.check_result_files(args.out, RESULT_FILES)
+    except (DeviceUnavailable, OutputPathError) as err:
+        parser.error(str(err))
     return args
 
 
@@ -92,20 +107,16 @@ def main(argv=None):
         for t in targets:
             print(f'  {t["model"]} {t["layer"]} {t["column"]}: {t["measured"]:.2f}x '
                   f'(target <= {t["limit"]}) {"met" if t["met"] else "MISSED"}')
-    os.makedirs(args.out, exist_ok=True)
-    with open(osp.join(args.out, 'benchmark_models.json'), 'w') as f:
-        json.dump(dict(env=env, args=vars(args), rows=rows, targets=targets), f, indent=2)
-    fields = []
-    for row in rows:
-        fields += [k for k in row if k not in fields]
-    with open(osp.join(args.out, 'benchmark_models.csv'), 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(osp.join(args.out, 'benchmark_models.md'), 'w') as f:
-        f.write(bm.markdown_table(rows, env))
+    # all three at the end, each written whole and renamed (never a partial file)
+    bm.write_result_files(args.out, {
+        'benchmark_models.json': json.dumps(dict(env=env, args=vars(args), rows=rows,
+                                                 targets=targets), indent=2),
+        'benchmark_models.csv': bm.csv_text(rows),
+        'benchmark_models.md': bm.markdown_table(rows, env),
+    })
     print(f'\nresults written to {osp.join(args.out, "benchmark_models.{json,csv,md}")}')
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

@@ -52,6 +52,7 @@ def parse_args(argv=None):
     cli.add_device_option(parser)
     cli.add_config_options(parser)
     cli.add_partial_checkpoint_option(parser)
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     cli.check_config_path(parser, args.config)
     if (args.checkpoint is None) == (args.results is None):
@@ -131,4 +132,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

@@ -37,6 +37,7 @@ def parse_args(argv=None):
     parser.add_argument('--whole', action='store_true',
                         help='detectors: also trace the whole detector (mode=tensor)')
     cli.add_config_options(parser)
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     cli.check_config_path(parser, args.config)
     if args.shape is not None and len(args.shape) not in (1, 2):
@@ -119,4 +120,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

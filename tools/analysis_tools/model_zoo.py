@@ -14,15 +14,26 @@ until measured.
 
 Usage::
 
-    python tools/analysis_tools/model_zoo.py [--out docs/model_zoo.md] [--no-madds] [--filter STR]
+    python tools/analysis_tools/model_zoo.py [--out FILE] [--no-madds] [--filter STR]
+
+The table is printed and written to ``--out`` (default
+``outputs/model_zoo_table.md`` under the current folder). Its first line is the
+marker :data:`MARKER`; an existing ``--out`` is only replaced when it starts
+with that marker (a previous table of this tool), so no other file (a config,
+a document such as docs/model_zoo.md) is ever overwritten: the tool refuses it
+before counting anything.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODEL_INDEX = osp.join(ROOT, 'model-index.yml')
+
+#: First line of the written table (an HTML comment, invisible in rendered Markdown).
+MARKER = '<!-- model-zoo table written by tools/analysis_tools/model_zoo.py -->'
 
 #: Datasets whose configs count at 32x32 (the rest at 224x224).
 SMALL_INPUT_DATASETS = ('cifar', 'svhn', 'gtsrb')
@@ -92,13 +103,24 @@ def markdown(rows) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default=osp.join(ROOT, 'outputs', 'model_zoo_table.md'))
+    parser.add_argument('--out', default=osp.join('outputs', 'model_zoo_table.md'),
+                        help='the Markdown file to write (default: '
+                        'outputs/model_zoo_table.md under the current folder); an existing '
+                        'file is only replaced if it is a previous table of this tool')
     parser.add_argument('--no-madds', action='store_true', help='parameters only (fast)')
     parser.add_argument('--filter', default='', help='only configs whose path contains this')
+    from mmdyn.engine import cli  # --debug
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     paths = list_configs(args.filter)
     if not paths:
         parser.error(f'no config of model-index.yml matches {args.filter!r}')
+    from mmdyn.utils.output_paths import OutputPathError, check_output_path, check_own_output
+    try:
+        check_output_path(args.out, [MODEL_INDEX] + list_configs(), '--out')
+        check_own_output(args.out, MARKER)
+    except OutputPathError as err:
+        parser.error(str(err))
     rows = []
     for i, path in enumerate(paths, 1):
         start = time.time()
@@ -107,11 +129,20 @@ def main(argv=None):
               + (f', {rows[-1]["madds"]:.3f}G MAdds' if 'madds' in rows[-1] else '')
               + f' ({time.time() - start:.1f} s)', file=sys.stderr, flush=True)
     table = markdown(rows)
-    with open(args.out, 'w') as f:
-        f.write(table)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    try:  # again: a file may have appeared while counting
+        mode = 'w' if check_own_output(args.out, MARKER) else 'x'
+        with open(args.out, mode) as f:
+            f.write(MARKER + '\n' + table)
+    except OutputPathError as err:
+        sys.exit(f'error: {err}')
+    except FileExistsError:
+        sys.exit(f'error: --out {args.out} was created by someone else while counting; it is '
+                 'not replaced: choose another output path')
     print(table)
     print(f'written to {args.out}', file=sys.stderr)
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

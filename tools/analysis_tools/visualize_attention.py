@@ -45,8 +45,11 @@ def parse_args(argv=None):
                         help='print the A2D2C layer names and exit')
     cli.add_config_options(parser)
     cli.add_partial_checkpoint_option(parser)
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     cli.check_config_path(parser, args.config)
+    if osp.isdir(args.image):
+        parser.error(f'IMAGE must be one image file; {args.image} is a folder')
     if not osp.isfile(args.image):
         parser.error(f'image not found: {args.image}')
     if args.checkpoint.lower() != 'none' and '://' not in args.checkpoint \
@@ -88,11 +91,18 @@ def load_weights(model, checkpoint, allow_partial=False):
 
 
 def load_image(path, hw):
-    """Read ``path`` as RGB, resize to ``hw``; return (uint8 HxWx3 array, CHW tensor)."""
+    """Read ``path`` as RGB (:func:`mmdyn.apis.read_image`), resize to ``hw``; return
+    (uint8 HxWx3 array, CHW tensor).
+
+    Raises:
+        ValueError: ``path`` is not a readable image (one line naming it).
+    """
     import numpy as np
     import torch
     from PIL import Image
-    img = Image.open(path).convert('RGB').resize((hw[1], hw[0]), Image.BILINEAR)
+
+    from mmdyn.apis.images import read_image
+    img = Image.fromarray(read_image(path)[..., ::-1]).resize((hw[1], hw[0]), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.uint8)
     return arr, torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
@@ -123,6 +133,11 @@ def draw_figure(image, record, out_path, title=''):
 def main(argv=None):
     args = parse_args(argv)
     import torch
+    if not args.list_layers:
+        try:  # before the model is built: a non-image fails at once, in one line
+            image, chw = load_image(args.image, (args.shape[0], args.shape[-1]))
+        except ValueError as err:
+            sys.exit(f'error: {err}')
 
     from mmdyn.analysis import A2D2CAttentionRecorder, find_a2d2c_layers
     from mmdyn.analysis.complexity import build_model_from_cfg
@@ -143,8 +158,6 @@ def main(argv=None):
         sys.exit(f'error: {name!r} is not an A2D2C layer; available: {list(layers)}')
     for layer in layers.values():
         layer.eval_sampling = args.sampling or layer.sampling
-    hw = (args.shape[0], args.shape[-1])
-    image, chw = load_image(args.image, hw)
     x = preprocess(model, chw)
     torch.manual_seed(args.seed)
     with torch.no_grad(), A2D2CAttentionRecorder(model, [name]) as rec:
@@ -165,4 +178,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

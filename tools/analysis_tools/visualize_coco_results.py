@@ -35,6 +35,8 @@ def parse_args(argv=None):
     parser.add_argument('--max-images', type=int, default=20, help='at most N images')
     parser.add_argument('--img-ids', type=int, nargs='+', default=None,
                         help='only these image ids')
+    from mmdyn.engine import cli  # --debug
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     for path, what in ((args.images_dir, 'images dir'), ):
         if not osp.isdir(path):
@@ -110,6 +112,9 @@ def visualize(images_dir, ann, bbox, segm=None, out_dir='vis', score_thr=0.3,
 
     import contextlib
     import io
+
+    from mmdyn.datasets.checks import check_coco_annotation
+    check_coco_annotation(ann)  # 0 bytes, {}, no images: one line naming the file
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(ann)
     cat_names = {c['id']: c['name'] for c in coco.loadCats(coco.getCatIds())}
@@ -202,4 +207,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from mmdyn.engine import cli
+    cli.run(main)

@@ -48,6 +48,7 @@ def parse_args(argv=None):
     parser.add_argument('--skip-check', action='store_true',
                         help='do not run the onnxruntime comparison')
     cli.add_config_options(parser)
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     cli.check_config_path(parser, args.config)
     cli.check_checkpoint_path(parser, args.checkpoint)
@@ -116,4 +117,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from mmdyn.engine import cli
+    cli.run(main)

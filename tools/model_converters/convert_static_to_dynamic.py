@@ -39,7 +39,6 @@ import argparse
 import os
 import os.path as osp
 import sys
-import tempfile
 from typing import List, Optional
 
 import torch
@@ -135,14 +134,13 @@ def convert(src: str, dst: str, args) -> List[str]:
 
 def save_atomically(obj, dst: str) -> None:
     """``torch.save`` to a temporary file next to ``dst``, then rename it: an
-    interrupted run never leaves a partial ``dst``."""
-    folder = osp.dirname(osp.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=osp.basename(dst) + '.', suffix='.partial', dir=folder)
-    os.close(fd)
+    interrupted run never leaves a partial ``dst``; the file gets the mode of
+    any new file (``0o666`` less the umask)."""
+    from mmdyn.utils.output_paths import replace_file, temp_file_beside
+    tmp = temp_file_beside(dst, prefix=osp.basename(dst) + '.', suffix='.partial')
     try:
         torch.save(obj, tmp)
-        os.replace(tmp, dst)
+        replace_file(tmp, dst)  # the mode a new file gets (umask), not mkstemp's 0600
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
@@ -182,6 +180,8 @@ def parse_args(argv: Optional[List[str]] = None):
                         help="backbone key prefix (default: auto-detect 'backbone.')")
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing output file (never the source)')
+    from mmdyn.engine import cli  # --debug
+    cli.add_debug_option(parser)
     args = parser.parse_args(argv)
     if '://' not in args.src and not osp.isfile(args.src):
         parser.error(f'source checkpoint not found: {args.src}')
@@ -204,4 +204,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from mmdyn.engine import cli
+    cli.run(main)
