@@ -36,8 +36,7 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 #: What ``--cfg-options`` values can be: MMEngine's ``DictAction`` syntax.
 CFG_OPTIONS_SYNTAX = ('a value is a number, true/false, None, a string, or a [..] list / (..) '
-                      'tuple of those; dict(...) is not understood: set its keys one by one '
-                      '(KEY.SUBKEY=VALUE)')
+                      'tuple of those; for a dict, set its keys one by one (KEY.SUBKEY=VALUE)')
 
 
 class ConfigOptionsAction(DictAction):
@@ -93,7 +92,7 @@ def parse_option_value(value: str):
     try:
         return DictAction._parse_iterable(value)
     except RecursionError:
-        raise ValueError('a call such as dict(...) is not understood') from None
+        raise ValueError('dict(...) and other calls are not understood') from None
     except Exception as err:  # MMEngine asserts on unbalanced brackets
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(reason) from None

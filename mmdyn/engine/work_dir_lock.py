@@ -143,6 +143,7 @@ class WorkDirLock:
         self.work_dir = str(work_dir)
         self.path = osp.join(self.work_dir, LOCK_NAME)
         self.stale: Optional[dict] = None  # the dead holder taken over, if any
+        self.info: Optional[dict] = None  # what the lock file says while held
         self._finalizer = None
 
     @property
@@ -175,14 +176,12 @@ class WorkDirLock:
         os.makedirs(self.work_dir, exist_ok=True)
         key = osp.realpath(self.work_dir)
         mine = _HELD.get(key)
-        if mine is not None and mine.held:
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                raise self._refuse(_read(fd))
-            finally:
-                os.close(fd)
+        if mine is not None and mine.held:  # this process runs in it already
+            raise self._refuse(mine.info)
         for _attempt in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            # O_NOFOLLOW: a link planted at the lock's name never leads to another file.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0),
+                         0o666)
             try:
                 flock = True
                 try:
@@ -207,9 +206,10 @@ class WorkDirLock:
                 if holder and not flock and _alive(holder):
                     raise self._refuse(holder)
                 self.stale = holder or None
+                self.info = _holder_info()
                 os.ftruncate(fd, 0)
                 os.lseek(fd, 0, os.SEEK_SET)
-                os.write(fd, (json.dumps(_holder_info()) + '\n').encode('utf-8'))
+                os.write(fd, (json.dumps(self.info) + '\n').encode('utf-8'))
                 os.fsync(fd)
             except BaseException:
                 os.close(fd)

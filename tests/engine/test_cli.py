@@ -64,8 +64,8 @@ def test_path_checks(tmp_path, capsys):
 
 # ------------------------------------------------------------- --cfg-options parsing
 @pytest.mark.parametrize('item, reason', [
-    ("custom_hooks=[dict(type='X',a=-1)]", 'a call such as dict(...) is not understood'),
-    ('model.backbone=dict(depth=50,num_stages=4)', 'a call such as dict(...) is not understood'),
+    ("custom_hooks=[dict(type='X',a=-1)]", 'dict(...) and other calls are not understood'),
+    ('model.backbone=dict(depth=50,num_stages=4)', 'dict(...) and other calls are not understood'),
     ('a=[1,2', 'Imbalanced brackets'),
     ('foo', 'expected KEY=VALUE'),
     ('=3', 'expected KEY=VALUE'),

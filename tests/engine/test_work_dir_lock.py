@@ -155,3 +155,14 @@ def test_only_rank_0_takes_the_lock_and_every_rank_gets_its_answer(tmp_path, mon
     with pytest.raises(WorkDirLockedError, match='in use by another run'):
         work_dir_lock.acquire_run_lock(str(tmp_path))
     lock.release()
+
+
+def test_a_link_at_the_lock_name_is_not_followed(tmp_path):
+    target = tmp_path / 'users_empty_file'
+    target.write_text('')
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / LOCK_NAME).symlink_to(target)
+    with pytest.raises(WorkDirLockedError, match=f'cannot create the lock file {work}'):
+        work_dir_lock.acquire_run_lock(str(work))
+    assert target.read_text() == ''

@@ -133,18 +133,17 @@ def test_a_result_name_taken_by_a_foreign_file_is_refused(load_tool, tmp_path, c
 
 def test_results_written_at_the_end_replace_an_earlier_run(load_tool, tmp_path, monkeypatch,
                                                            capsys):
-    """Nothing is written until the measurements are done; a failed run leaves the
+    """Nothing is written until the measurements are done: a failed run leaves the
     earlier results as they were, a finished one replaces them whole (umask mode)."""
     tool = load_tool('analysis_tools/benchmark_layers')
+    earlier = {'benchmark_layers.json': '{"env": {}, "args": {}, "rows": []}',
+               'benchmark_layers.csv': 'layer,channels,size,batch,fwd_ms\nold,1,1,1,1\n',
+               'benchmark_layers.md': 'Measured with `tools/analysis_tools/benchmark_layers.py` '
+                                      'on an earlier day.\n'}
+    for name, text in earlier.items():
+        (tmp_path / name).write_text(text)
     argv = ['--sizes', '7', '--batch-sizes', '1', '--repeats', '1', '--warmup', '0',
             '--layers', 'DyConv', '--device', 'cpu', '--out', str(tmp_path)]
-    tool.main(argv)
-    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    assert sorted(files) == ['benchmark_layers.csv', 'benchmark_layers.json',
-                             'benchmark_layers.md']
-    umask = os.umask(0o022)
-    os.umask(umask)
-    assert all((tmp_path / n).stat().st_mode & 0o777 == 0o666 & ~umask for n in files)
 
     def broken(args):
         raise RuntimeError('interrupted')
@@ -152,12 +151,15 @@ def test_results_written_at_the_end_replace_an_earlier_run(load_tool, tmp_path, 
     monkeypatch.setattr(tool, 'run', broken)
     with pytest.raises(RuntimeError, match='interrupted'):
         tool.main(argv)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == earlier
     monkeypatch.undo()
-    tool.main(argv)  # an earlier result of the tool is replaced
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)
+    tool.main(argv)  # the earlier results of the tool are replaced, nothing else is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(earlier)
     with open(tmp_path / 'benchmark_layers.csv') as f:
         assert [r['layer'] for r in csv.DictReader(f)] == ['Conv2d (static)', 'DyConv']
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert all((tmp_path / n).stat().st_mode & 0o777 == 0o666 & ~umask for n in earlier)
     capsys.readouterr()
 
 

@@ -116,3 +116,58 @@ def test_explicit_dataloader_root_wins_over_the_top_level_one(tool, config, tmp_
     assert cfg.data_root == top
     for key in loaders:
         assert cfg[key].dataset.data_root == own
+
+
+# ------------------------------------------------ --cfg-options checked at the merge
+@pytest.mark.parametrize('option, message', [
+    ('max_epochs=abc', "--cfg-options max_epochs=abc: the config has no top-level key "
+     "'max_epochs' and nothing reads it, so it would change nothing; did you mean "
+     "train_cfg.max_iters or "),
+    ('lr=abc', "--cfg-options lr=abc: the config has no top-level key 'lr' and nothing reads "
+     "it, so it would change nothing; did you mean optim_wrapper.optimizer.lr?"),
+    ('max_iters=3', 'did you mean train_cfg.max_iters?'),
+    ('seed=1', 'did you mean randomness.seed?'),
+    ('foo=1', "no top-level key 'foo' and nothing reads it, so it would change nothing; set a "
+     "key of the config (KEY.SUBKEY=VALUE)"),
+    ('train_cfg.max_iters=abc', "--cfg-options train_cfg.max_iters=abc: train_cfg.max_iters is "
+     "4 in the config, expected a number, got the string 'abc'"),
+    ('optim_wrapper.optimizer.lr=abc', 'optim_wrapper.optimizer.lr is 0.05 in the config, '
+     "expected a number, got the string 'abc'"),
+    ('resume=maybe', "resume is False in the config, expected true or false, got the string "
+     "'maybe'"),
+    ('model.backbone.depth.x=1', '--cfg-options model.backbone.depth.x=1 cannot be merged '
+     'into the config: '),
+], ids=lambda v: v if '=' in v and len(v) < 40 else '')
+def test_cfg_options_that_would_change_nothing_or_break_are_refused(config, option, message):
+    """MMEngine merged max_epochs=abc as a new top-level key that nothing reads
+    (the run went on with the config's length) and lr=abc / max_iters=abc as
+    strings that failed deep inside the loop or the optimizer."""
+    train = import_tool('train')
+    with pytest.raises(ValueError) as exc:
+        build(train, [config, '--cfg-options', option])
+    assert message in str(exc.value) and '\n' not in str(exc.value)
+
+
+def test_refused_cfg_option_is_an_argparse_error_of_the_tool(config, capsys):
+    with pytest.raises(SystemExit) as exc:
+        import_tool('train').main([config, '--cfg-options', 'lr=0.1'])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        'did you mean optim_wrapper.optimizer.lr?')
+
+
+def test_cfg_options_that_stay_allowed(config, tmp_path):
+    """Runner settings the config lacks, new nested keys, list indices, None,
+    and numbers for numbers are merged as before."""
+    cfg = build(import_tool('train'), [config, '--cfg-options', f'load_from={tmp_path}/a.pth',
+                                       'experiment_name=tiny', 'randomness.seed=3',
+                                       'default_hooks.checkpoint.max_keep_ckpts=2',
+                                       'optim_wrapper.paramwise_cfg.norm_decay_mult=0',
+                                       'pipeline.0.type=LoadImageFromFile',
+                                       'train_dataloader.num_workers=None',
+                                       'optim_wrapper.optimizer.lr=1', 'train_cfg.by_epoch=true'])
+    assert cfg.load_from == f'{tmp_path}/a.pth' and cfg.experiment_name == 'tiny'
+    assert cfg.randomness.seed == 3 and cfg.default_hooks.checkpoint.max_keep_ckpts == 2
+    assert cfg.optim_wrapper.paramwise_cfg.norm_decay_mult == 0
+    assert cfg.optim_wrapper.optimizer.lr == 1 and cfg.train_cfg.by_epoch is True
+    assert cfg.train_dataloader.num_workers is None

@@ -22,7 +22,7 @@ from mmdyn.engine.work_dir_lock import LOCK_NAME, WorkDirLock
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    """``train.py CFG --work-dir <folder of CFG>`` (2 iterations)."""
+    """``train.py CFG --work-dir <folder of CFG>`` (1 iteration, checkpointed)."""
     tmp = tmp_path_factory.mktemp('own')
     make_images(str(tmp / 'data'))
     folder = tmp / 'configs'
@@ -30,7 +30,8 @@ def trained(tmp_path_factory):
     config = write_config(folder / 'tiny_cls.py', tmp / 'data')
     original = (folder / 'tiny_cls.py').read_text()
     import_tool('train').main([config, '--work-dir', str(folder),
-                               '--cfg-options', 'train_cfg.max_iters=2'])
+                               '--cfg-options', 'train_cfg.max_iters=1',
+                               'default_hooks.checkpoint.interval=1'])
     return dict(tmp=tmp, folder=folder, config=config, original=original)
 
 
@@ -38,14 +39,14 @@ def test_train_into_the_config_folder_keeps_the_config(trained):
     folder = trained['folder']
     assert (folder / 'tiny_cls.py').read_text() == trained['original']
     dumps = list(folder.glob('2*/tiny_cls.py'))  # <timestamp>/tiny_cls.py
-    assert len(dumps) == 1 and 'max_iters=2' in dumps[0].read_text().replace(' ', '')
-    assert (folder / 'iter_2.pth').is_file()
+    assert len(dumps) == 1 and 'max_iters=1' in dumps[0].read_text().replace(' ', '')
+    assert (folder / 'iter_1.pth').is_file()
     assert not (folder / LOCK_NAME).exists()  # released at the end of the run
 
 
 def test_test_into_the_config_folder_keeps_the_config(trained):
     folder = trained['folder']
-    metrics = import_tool('test').main([trained['config'], str(folder / 'iter_2.pth'),
+    metrics = import_tool('test').main([trained['config'], str(folder / 'iter_1.pth'),
                                         '--work-dir', str(folder)])
     assert 'accuracy/top1' in metrics
     assert (folder / 'tiny_cls.py').read_text() == trained['original']
@@ -71,7 +72,7 @@ def test_second_run_into_a_held_work_dir_is_refused_naming_the_first(trained, to
                               'tools/train.py', 'first.py'], stdout=subprocess.PIPE, text=True)
     try:
         assert first.stdout.readline().strip() == 'locked'
-        argv = [trained['config']] + ([str(trained['folder'] / 'iter_2.pth')]
+        argv = [trained['config']] + ([str(trained['folder'] / 'iter_1.pth')]
                                       if tool == 'test' else []) + ['--work-dir', str(work)]
         with pytest.raises(SystemExit) as info:
             import_tool(tool).main(argv)
