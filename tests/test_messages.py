@@ -166,6 +166,40 @@ def test_work_dir_is_a_file(tool, inside, tiny_config, tmp_path, capsys):
         f'error: --work-dir must be a directory (created if missing), but {work_dir} {what}')
 
 
+@pytest.mark.parametrize('content, message', [
+    (b'model:\n  type: ResNet\n', 'is not valid Python: line 1: invalid syntax (a config is '
+     'a Python file of assignments such as model = dict(...))'),
+    (b'a = 1\nb = dict(\n', "is not valid Python: line 2: '(' was never closed"),
+    (b'\x80\x03}q\x00.\x00binary', 'is a binary file, not a Python config'),
+    (b'a = 1\nname = "caf\xe9"\n', 'is not a Python config: line 2 is not UTF-8 text'),
+    (b'a = 1\nmodel = dict(type=ResNet)\n',
+     "could not be read (line 2): NameError: name 'ResNet' is not defined"),
+], ids=['yaml', 'syntax-error', 'binary', 'latin-1', 'name-error'])
+def test_config_that_is_not_python_names_the_file_and_line(tmp_path, content, message):
+    """MMEngine raised a SyntaxError / UnicodeDecodeError / NameError traceback
+    (the decode error without the file's name)."""
+    from mmdyn.engine.config import load_config
+    path = tmp_path / 'cfg.py'
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as exc:
+        load_config(str(path))
+    assert one_line(str(exc.value)).startswith(f'config {path} {message}')
+
+
+def test_config_errors_are_argparse_errors_of_the_tools(tmp_path, capsys):
+    path = tmp_path / 'cfg.yaml.py'
+    path.write_text('model:\n  type: ResNet\n')
+    other = tmp_path / 'cfg.txt'
+    other.write_text('a = 1\n')
+    for config, message in ((path, f'config {path} is not valid Python: line 1'),
+                            (other, f'config {other} must be a .py (or .json/.yaml/.yml) '
+                             'file, not .txt')):
+        with pytest.raises(SystemExit) as exc:
+            import_tool('train').main([str(config), '--work-dir', str(tmp_path / 'w')])
+        assert exc.value.code == 2
+        assert f'error: {message}' in argparse_error(capsys)
+
+
 @pytest.mark.parametrize('tool', ['train', 'test'])
 def test_work_dir_that_cannot_be_created(tool, tiny_config, tmp_path, capsys):
     """--work-dir /proc/x used to pass the checks and fail inside MMEngine."""

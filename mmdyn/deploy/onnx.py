@@ -106,11 +106,16 @@ class Comparison:
         max_abs: Largest ``|onnx - torch|`` over all outputs.
         max_rel: Largest ``max|onnx - torch| / max|torch|`` over the outputs.
         worst_output: Name of the output where ``max_rel`` was found.
+        not_run: Why the batch was not compared (None when it was): a model
+            that PyTorch itself cannot run on an empty batch (e.g. a classifier
+            whose neck flattens with ``view(B, -1)``) is not required to run
+            on one as a graph either.
     """
     batch: int
     max_abs: float
     max_rel: float
     worst_output: str
+    not_run: Optional[str] = None
 
 
 def _check_hw(input_hw) -> Tuple[int, int]:
@@ -311,11 +316,18 @@ def compare_with_onnxruntime(module: nn.Module, onnx_file: str, input_shape: Seq
     the same random batches ``(b, *input_shape)``, standard normal like a
     preprocessed image.
 
+    A batch of 0 is compared by shape (the outputs are empty); where PyTorch
+    itself cannot run ``module`` on an empty batch, that batch is reported
+    (:attr:`Comparison.not_run`) instead of compared.
+
     Returns:
         One :class:`Comparison` per batch size.
 
     Raises:
         ImportError: onnxruntime is not installed.
+        RuntimeError: onnxruntime cannot run the graph at a batch size that
+            PyTorch runs (the message names the batch and onnxruntime's error),
+            or the outputs differ in number or shape.
     """
     try:
         import onnxruntime as ort
@@ -329,10 +341,23 @@ def compare_with_onnxruntime(module: nn.Module, onnx_file: str, input_shape: Seq
     results = []
     for batch in batches:
         x = torch.randn(batch, *(int(s) for s in input_shape), generator=gen)
-        with torch.no_grad():
-            ref = module(x)
+        try:
+            with torch.no_grad():
+                ref = module(x)
+        except (RuntimeError, ValueError) as err:
+            if batch:
+                raise
+            why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            results.append(Comparison(0, math.nan, math.nan, names[0], not_run=(
+                f'PyTorch itself cannot run this model on an empty batch ({why})')))
+            continue
         ref = [ref] if torch.is_tensor(ref) else list(ref)
-        got = session.run(None, {input_name: x.numpy()})
+        try:
+            got = session.run(None, {input_name: x.numpy()})
+        except Exception as err:  # onnxruntime's own error types (Fail, InvalidArgument...)
+            why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise RuntimeError(f'onnxruntime cannot run {onnx_file} at batch {batch}, which '
+                               f'PyTorch runs: {why}') from None
         if len(got) != len(ref):
             raise RuntimeError(f'{onnx_file} has {len(got)} outputs, PyTorch gives {len(ref)}')
         worst = Comparison(batch, 0.0, 0.0, names[0])

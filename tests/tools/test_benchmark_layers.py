@@ -88,8 +88,11 @@ def test_benchmark_rejects_unknown_layer(tmp_path):
 def test_bad_arguments_are_refused_before_anything_is_written(load_tool, tmp_path, capsys,
                                                               argv, message):
     out = tmp_path / 'bench'
+    # tiny settings first (a later option wins), so that a run that is not refused is short
+    tiny = ['--sizes', '7', '--batch-sizes', '1', '--layers', 'DyConv', '--repeats', '1',
+            '--warmup', '0']
     with pytest.raises(SystemExit) as exc:
-        load_tool('analysis_tools/benchmark_layers').main([*argv, '--out', str(out)])
+        load_tool('analysis_tools/benchmark_layers').main([*tiny, *argv, '--out', str(out)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert re.search(message, err), err
@@ -100,8 +103,9 @@ def test_bad_arguments_are_refused_before_anything_is_written(load_tool, tmp_pat
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks a machine without CUDA')
 def test_cuda_without_cuda_is_refused(load_tool, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        load_tool('analysis_tools/benchmark_layers').main(['--device', 'cuda',
-                                                           '--out', str(tmp_path / 'b')])
+        load_tool('analysis_tools/benchmark_layers').main(['--device', 'cuda', '--sizes', '7',
+                                                           '--layers', 'DyConv', '--repeats',
+                                                           '1', '--out', str(tmp_path / 'b')])
     assert exc.value.code == 2
     assert '--device cuda: CUDA is not available' in capsys.readouterr().err
 
@@ -110,7 +114,8 @@ def test_out_that_is_a_file_is_refused_and_kept(load_tool, tmp_path, capsys):
     out = tmp_path / 'results.csv'
     out.write_text('my,own\n1,2\n')
     with pytest.raises(SystemExit) as exc:
-        load_tool('analysis_tools/benchmark_layers').main(['--sizes', '7', '--out', str(out)])
+        load_tool('analysis_tools/benchmark_layers').main(['--sizes', '7', '--layers', 'DyConv',
+                                                           '--repeats', '1', '--out', str(out)])
     assert exc.value.code == 2
     assert f'--out {out} is a file; expected a folder' in capsys.readouterr().err
     assert out.read_text() == 'my,own\n1,2\n'
@@ -123,8 +128,9 @@ def test_a_result_name_taken_by_a_foreign_file_is_refused(load_tool, tmp_path, c
     (tmp_path / name).write_text('{"mine": 1}\n' if name.endswith('.json') else 'mine\n')
     before = (tmp_path / name).read_bytes()
     with pytest.raises(SystemExit) as exc:
-        load_tool('analysis_tools/benchmark_layers').main(['--sizes', '7', '--out',
-                                                           str(tmp_path)])
+        load_tool('analysis_tools/benchmark_layers').main(['--sizes', '7', '--layers', 'DyConv',
+                                                           '--batch-sizes', '1', '--repeats',
+                                                           '1', '--out', str(tmp_path)])
     assert exc.value.code == 2
     assert (f'{tmp_path / name} exists and was not written by this tool'
             in capsys.readouterr().err)
@@ -133,8 +139,10 @@ def test_a_result_name_taken_by_a_foreign_file_is_refused(load_tool, tmp_path, c
 
 def test_results_written_at_the_end_replace_an_earlier_run(load_tool, tmp_path, monkeypatch,
                                                            capsys):
-    """Nothing is written until the measurements are done: a failed run leaves the
-    earlier results as they were, a finished one replaces them whole (umask mode)."""
+    """Nothing is written until every result is ready: a run that fails (here while
+    formatting its last table, when the old tool had already replaced the JSON and the
+    CSV) leaves the earlier results as they were; a finished one replaces them whole
+    (umask mode)."""
     tool = load_tool('analysis_tools/benchmark_layers')
     earlier = {'benchmark_layers.json': '{"env": {}, "args": {}, "rows": []}',
                'benchmark_layers.csv': 'layer,channels,size,batch,fwd_ms\nold,1,1,1,1\n',
@@ -145,10 +153,10 @@ def test_results_written_at_the_end_replace_an_earlier_run(load_tool, tmp_path, 
     argv = ['--sizes', '7', '--batch-sizes', '1', '--repeats', '1', '--warmup', '0',
             '--layers', 'DyConv', '--device', 'cpu', '--out', str(tmp_path)]
 
-    def broken(args):
+    def broken(rows, env):
         raise RuntimeError('interrupted')
 
-    monkeypatch.setattr(tool, 'run', broken)
+    monkeypatch.setattr(tool, 'markdown_table', broken)
     with pytest.raises(RuntimeError, match='interrupted'):
         tool.main(argv)
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == earlier
@@ -173,7 +181,8 @@ def test_results_written_at_the_end_replace_an_earlier_run(load_tool, tmp_path, 
 def test_benchmark_models_bad_arguments(load_tool, tmp_path, capsys, argv, message):
     out = tmp_path / 'bench'
     with pytest.raises(SystemExit) as exc:
-        load_tool('analysis_tools/benchmark_models').main(['--quick', *argv, '--out', str(out)])
+        load_tool('analysis_tools/benchmark_models').main(['--quick', '--no-memory', *argv,
+                                                           '--out', str(out)])
     assert exc.value.code == 2
     assert re.search(message, capsys.readouterr().err)
     assert not out.exists()
@@ -184,11 +193,11 @@ def test_benchmark_models_out_file_and_foreign_results_are_refused(load_tool, tm
     out = tmp_path / 'file'
     out.write_text('x')
     with pytest.raises(SystemExit):
-        tool.main(['--quick', '--out', str(out)])
+        tool.main(['--quick', '--no-memory', '--out', str(out)])
     assert f'--out {out} is a file' in capsys.readouterr().err
     (tmp_path / 'benchmark_models.md').write_text('# my notes\n')
     with pytest.raises(SystemExit):
-        tool.main(['--quick', '--out', str(tmp_path)])
+        tool.main(['--quick', '--no-memory', '--out', str(tmp_path)])
     assert 'benchmark_models.md exists and was not written by this tool' in (
         capsys.readouterr().err)
     assert (tmp_path / 'benchmark_models.md').read_text() == '# my notes\n'

@@ -40,6 +40,21 @@ def files(tmp_path_factory):
     return dict(tmp=tmp, config=config, image=str(tmp / 'data' / 'a' / '0.png'))
 
 
+@pytest.fixture(autouse=True)
+def _log_to_this_tests_streams():
+    """MMEngine's loggers outlive a test: their console handlers still hold an
+    earlier test's captured (closed) stream, and writing to it prints a
+    'Logging error' traceback that is no part of the tool's output."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stdout  # (setStream would flush the closed one)
+    yield
+
+
 def _run(tool, argv, capfd):
     """``cli.run(main, argv)`` in process: (exit status, stderr); a
     ``sys.exit(message)`` of the tool counts as what the interpreter does with
