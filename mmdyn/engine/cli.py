@@ -18,6 +18,7 @@ import os.path as osp
 import pickle
 import sys
 import tempfile
+import traceback
 from typing import Callable, Optional, Sequence
 
 from mmengine.config import DictAction
@@ -269,7 +270,9 @@ def run(main: Callable[..., object], argv: Optional[Sequence[str]] = None) -> No
     package's clear types (:data:`CLEAR_ERRORS`) is printed as
     ``error: <message>`` on stderr, exit status 1; with ``--debug`` on the
     command line (:func:`add_debug_option`) it is raised instead (the
-    traceback). Ctrl-C ends the tool with ``error: interrupted``, exit status
+    traceback); a refusal that ``main`` catches itself and ends with
+    ``sys.exit`` / ``parser.error`` prints, with ``--debug``, the traceback of
+    the error it caught before its line. Ctrl-C ends the tool with ``error: interrupted``, exit status
     130. ``SystemExit`` (``parser.error``, ``sys.exit``) passes unchanged, and
     so does any other exception (a bug: its traceback is wanted).
 
@@ -291,5 +294,12 @@ def run(main: Callable[..., object], argv: Optional[Sequence[str]] = None) -> No
             raise
         print(f'error: {_message(err)}', file=sys.stderr, flush=True)
         sys.exit(1)
+    except SystemExit as stop:
+        # A refusal the tool caught itself (``sys.exit(f'error: {err}')``,
+        # ``parser.error(str(err))``): with --debug, the traceback of the caught error too.
+        cause = stop.__context__
+        if debug and isinstance(cause, Exception):
+            traceback.print_exception(cause, file=sys.stderr)
+        raise
     sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 

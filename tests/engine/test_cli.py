@@ -1,6 +1,8 @@
 """The command-line pieces the tools share (mmdyn.engine.cli)."""
 import argparse
 
+import sys
+
 import pytest
 
 from mmdyn.engine import cli
@@ -161,6 +163,21 @@ def test_run_with_debug_raises_for_the_traceback():
     with pytest.raises(SystemExit) as exc:  # after '--' it is an argument, not the flag
         cli.run(_tool_main(ValueError('x')), ['--', '--debug'])
     assert exc.value.code == 1
+
+
+def test_debug_shows_the_traceback_of_a_refusal_the_tool_caught(capfd):
+    def main(argv):
+        try:
+            raise ValueError('the clear reason')
+        except ValueError as err:
+            sys.exit(f'error: {err}')
+
+    for argv, traceback_shown in (([], False), (['--debug'], True)):
+        with pytest.raises(SystemExit) as exc:
+            cli.run(main, argv)
+        assert exc.value.code == 'error: the clear reason'
+        err = capfd.readouterr().err
+        assert ('Traceback' in err and 'ValueError: the clear reason' in err) == traceback_shown
 
 
 def test_run_exit_codes_and_what_passes_through(capfd):

@@ -174,3 +174,16 @@ def test_converter_refuses_small_kernel_warehouse(static50, tmp_path, converter)
                         '--cell-inplane-ratio', '0.5', '--cell-outplane-ratio', '0.5',
                         '--depth', '50'])
     assert not dst.exists()
+
+
+@pytest.mark.parametrize('content, message', [
+    ([1, 2], 'holds a list of 2 item'),
+    (torch.zeros(2, 3), 'holds a bare tensor of shape'),
+    ({0: torch.zeros(1), 1: torch.zeros(1)}, 'keys are not parameter names'),
+], ids=['list', 'tensor', 'int-keys'])
+def test_converter_refuses_what_is_not_a_state_dict(tmp_path, converter, content, message):
+    src, dst = tmp_path / 'odd.pth', tmp_path / 'out.pth'
+    torch.save(content, src)
+    with pytest.raises(SystemExit, match=message):
+        converter.main([str(src), str(dst), '--dyn-conv', 'A2D2CPlus', '--depth', '18'])
+    assert not dst.exists()

@@ -194,11 +194,12 @@ def parse_args(argv: Optional[List[str]] = None):
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the conversion; exits with status 1 and a one-line error if it fails."""
     args = parse_args(argv)
-    from mmdyn.engine import UnsafeCheckpointError
+    from mmdyn.engine import CheckpointError
     try:
         convert(args.src, args.dst, args)
-    except (ConversionError, UnsafeCheckpointError, FileNotFoundError, RuntimeError) as err:
-        # RuntimeError: a corrupt source or a failed download (names the file/URL)
+    except (ConversionError, CheckpointError, FileNotFoundError, RuntimeError, ValueError) as err:
+        # CheckpointError: unsafe, corrupt, not a dict, failed download (names the file/URL);
+        # ValueError: a dict that is no state dict, no key with the prefix
         sys.exit(f'error: {err}')
     return 0
 

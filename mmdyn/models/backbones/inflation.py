@@ -36,9 +36,14 @@ def select_backbone_state(state_dict: Mapping[str, torch.Tensor],
         tuple: ``(selected state dict with the prefix removed, prefix used)``.
 
     Raises:
-        ValueError: No key starts with the prefix.
+        ValueError: A key is not a string (not a state dict), or no key starts
+            with the prefix.
     """
     keys = list(state_dict)
+    odd = [k for k in keys if not isinstance(k, str)]
+    if odd:
+        raise ValueError(f'the checkpoint is not a state dict: {len(odd)} of its {len(keys)} '
+                         f'keys are not parameter names (first: {odd[0]!r})')
     if prefix is None:
         if keys and all(k.startswith('module.') for k in keys):
             state_dict = strip_prefix(state_dict, 'module.')
@@ -151,12 +156,12 @@ def read_state_dict(checkpoint: str, map_location: str = 'cpu') -> Dict[str, tor
     """Load a checkpoint (a file or any source MMEngine accepts, always with the
     weights-only allow-list: :func:`mmdyn.engine.read_checkpoint`);
     ``state_dict``/``model`` unwrapped."""
-    from mmdyn.engine.checkpoint import read_checkpoint
-    ckpt = read_checkpoint(checkpoint, map_location=map_location)
-    if isinstance(ckpt, dict):
-        for key in ('state_dict', 'model'):
-            if key in ckpt and isinstance(ckpt[key], dict):
-                return ckpt[key]
+    from mmdyn.engine.checkpoint import read_checkpoint, require_checkpoint_dict
+    ckpt = require_checkpoint_dict(read_checkpoint(checkpoint, map_location=map_location),
+                                   checkpoint)
+    for key in ('state_dict', 'model'):
+        if key in ckpt and isinstance(ckpt[key], dict):
+            return ckpt[key]
     return ckpt
 
 
