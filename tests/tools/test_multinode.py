@@ -162,6 +162,12 @@ def test_two_nodes_train_what_one_node_with_two_processes_trains(runs):
         pa = state(one / f'rank{rank}_params.pth')['params']
         pb = state(two / f'rank{rank}_params.pth')['params']
         assert all(torch.equal(pb[k], v) for k, v in pa.items()), f'rank {rank}'
+    # DDP kept the ranks equal (weights and attention temperatures), and the checkpoint
+    # holds them (what tests/tools/test_train_tools.py's slow 1-node run also checks).
+    r0, r1 = state(two / 'rank0_params.pth'), state(two / 'rank1_params.pth')
+    assert all(torch.equal(r1['params'][k], v) for k, v in r0['params'].items())
+    assert r0['temperatures'] == r1['temperatures']
+    assert all(torch.equal(b['state_dict'][k], v) for k, v in r0['params'].items())
     # ... after the same losses, iteration by iteration; and training moved the weights.
     assert losses(one) == losses(two) and sorted(losses(two)) == list(range(1, MAX_ITERS + 1))
     first = state(two / 'iter_2.pth')['state_dict']

@@ -111,6 +111,7 @@ def test_missing_config_and_checkpoint_errors(setup, tmp_path):
     assert proc.returncode != 0 and f'--resume checkpoint not found: {ckpt}' in proc.stderr
 
 
+@pytest.mark.slow  # the default suite trains 1 node x 2 processes in tests/tools/test_multinode.py
 @pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU/gloo path')
 def test_dist_train_two_cpu_processes(setup):
     work = setup['tmp'] / 'dist'
