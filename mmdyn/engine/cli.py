@@ -12,7 +12,6 @@ status 1) instead of a traceback; ``--debug`` (:func:`add_debug_option`) shows
 the traceback. ``main(argv)`` itself raises as before, for in-process callers.
 """
 import argparse
-import contextlib
 import os
 import os.path as osp
 import pickle
@@ -22,6 +21,9 @@ import traceback
 from typing import Callable, Optional, Sequence
 
 from mmengine.config import DictAction
+
+from mmdyn.utils.checkpoint_errors import CheckpointError
+from mmdyn.utils.output_paths import existing_ancestor
 
 #: Help of ``--cfg-options``.
 CFG_OPTIONS_HELP = ('override settings of the config, key=value pairs '
@@ -202,12 +204,7 @@ def why_not_writable_dir(path: str) -> Optional[str]:
         ``ValueError``.
     """
     full = osp.abspath(osp.expanduser(str(path)))
-    probe = full
-    while not osp.exists(probe):
-        parent = osp.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
+    probe = existing_ancestor(full)
     if not osp.isdir(probe):
         return 'it is a file' if probe == full else f'{probe} is a file, not a folder'
     try:
@@ -240,11 +237,7 @@ def add_debug_option(parser: argparse.ArgumentParser) -> None:
 def clear_error_types() -> tuple:
     """The exception types that :func:`run` prints as one line (see
     :data:`CLEAR_ERRORS`)."""
-    types = [ValueError, RuntimeError, OSError, pickle.UnpicklingError]
-    with contextlib.suppress(ImportError):
-        from mmdyn.utils.checkpoint_errors import CheckpointError
-        types.append(CheckpointError)
-    return tuple(types)
+    return (ValueError, RuntimeError, OSError, pickle.UnpicklingError, CheckpointError)
 
 
 #: The exceptions the package raises for a refusal with a one-line message
@@ -272,8 +265,8 @@ def run(main: Callable[..., object], argv: Optional[Sequence[str]] = None) -> No
     command line (:func:`add_debug_option`) it is raised instead (the
     traceback); a refusal that ``main`` catches itself and ends with
     ``sys.exit`` / ``parser.error`` prints, with ``--debug``, the traceback of
-    the error it caught before its line. Ctrl-C ends the tool with ``error: interrupted``, exit status
-    130. ``SystemExit`` (``parser.error``, ``sys.exit``) passes unchanged, and
+    the error it caught before its line. Ctrl-C ends the tool with
+    ``error: interrupted``, exit status 130. ``SystemExit`` (``parser.error``, ``sys.exit``) passes unchanged, and
     so does any other exception (a bug: its traceback is wanted).
 
     Args:

@@ -31,7 +31,10 @@ import torch
 from mmengine.dist import master_only
 from mmengine.logging import print_log
 
+from mmdyn.utils.output_paths import existing_ancestor, new_file_path
+
 from .checkpoint import CheckpointFitHook
+from .cli import why_not_writable_dir
 from .config import load_config
 from .dist import cpu_model_wrapper_cfg, init_cpu_dist_if_needed
 from .hooks import find_hook_cfg
@@ -146,18 +149,14 @@ def check_work_dir(work_dir: str, name: str = '--work-dir') -> None:
     """Raise ``ValueError`` unless ``work_dir`` is a folder or can be created
     as one (no file at its path or at one of its parents); ``name`` is the
     option named in the message."""
-    path = osp.abspath(osp.expanduser(str(work_dir)))
-    while not osp.exists(path):
-        parent = osp.dirname(path)
-        if parent == path:
-            return
-        path = parent
+    path = existing_ancestor(work_dir)
+    if not osp.exists(path):
+        return
     if not osp.isdir(path):
         what = 'is a file' if path == osp.abspath(osp.expanduser(str(work_dir))) \
             else f'is inside {path}, which is a file'
         raise ValueError(f'{name} must be a directory (created if missing), but '
                          f'{work_dir} {what}')
-    from .cli import why_not_writable_dir  # not creatable or not writable (/proc/x, ro mounts)
     why = why_not_writable_dir(work_dir)
     if why is not None:
         raise ValueError(f'{name} {work_dir} cannot be used: {why}')
@@ -328,7 +327,6 @@ class _SafeRunnerMixin:
         """Dump the config to ``log_dir/<config file name>`` (``log_dir`` is the
         run's timestamp folder), or to the first ``<name>_N<ext>`` there that
         no file has."""
-        from mmdyn.utils.output_paths import new_file_path
         name = (osp.basename(self.cfg.filename) if self.cfg.filename
                 else f'{self.timestamp}.py')
         self.cfg.dump(new_file_path(osp.join(self.log_dir, name)))

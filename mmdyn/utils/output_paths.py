@@ -69,6 +69,18 @@ class _InputSet:
         return inode is not None and inode in self.inodes
 
 
+def existing_ancestor(path: str) -> str:
+    """The absolute ``path`` itself if it exists, else its nearest existing
+    parent (the folder a new ``path`` would be created in)."""
+    probe = osp.abspath(osp.expanduser(str(path)))
+    while not osp.exists(probe):
+        parent = osp.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return probe
+
+
 def check_output_path(out: str, inputs: Iterable[str], arg: str = '--out') -> str:
     """Return ``out`` unless it is one of ``inputs``.
 

@@ -2,8 +2,6 @@
 A2D2C+'s default random sampling after a SIGKILL (1 process and 2 gloo
 processes), the weights-only loader reads the states, and the restore point
 of the iteration-based loop."""
-import glob
-import json
 import os
 import os.path as osp
 import random
@@ -15,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from _runs import losses
 from mmdyn.engine import get_rng_state, load_checkpoint_file, set_rng_state
 from mmdyn.engine.rng import _RestoreBeforeFetch
 
@@ -109,19 +108,6 @@ def train(config, work_dir, *extra, procs=1, kill_after=None, timeout=300):
     else:  # killed by SIGKILL (torchrun reports the failed ranks with a non-zero status)
         assert proc.returncode != 0, 'the run was not interrupted'
     return proc
-
-
-def losses(work_dir, run=-1):
-    """``{iteration: loss}`` of one run's scalars.json (runs sorted by time)."""
-    runs = sorted(glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'scalars.json')))
-    assert runs, f'no scalars.json under {work_dir}'
-    out = {}
-    with open(runs[run]) as f:
-        for line in f:
-            entry = json.loads(line)
-            if 'loss' in entry:
-                out[entry['step']] = entry['loss']
-    return out
 
 
 def make_config(tmp, batch, diff_rank_seed=False):

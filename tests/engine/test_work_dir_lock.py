@@ -7,32 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
+from _runs import start_lock_holder
 from mmdyn.engine import work_dir_lock
 from mmdyn.engine.work_dir_lock import LOCK_NAME, WorkDirLock, WorkDirLockedError
 
-# A "first run" in another process: takes the lock, says so, then waits to be killed.
-# The module is loaded from its file (standard library only) to start fast.
-HOLDER = textwrap.dedent('''
-    import importlib.util, sys, time
-    spec = importlib.util.spec_from_file_location('wdl', sys.argv[1])
-    wdl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(wdl)
-    lock = wdl.WorkDirLock(sys.argv[2]).acquire()
-    print('locked', flush=True)
-    time.sleep(60)
-''')
-
-
 def _start_holder(work_dir):
-    proc = subprocess.Popen([sys.executable, '-c', HOLDER, work_dir_lock.__file__,
-                             str(work_dir), '--first-run-marker'], stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout.readline().strip() == 'locked'
-    return proc
+    return start_lock_holder(work_dir, '--first-run-marker')
 
 
 def test_second_lock_in_process_is_refused_naming_the_first(tmp_path):

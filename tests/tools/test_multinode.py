@@ -20,7 +20,6 @@ torchrun invocations, or a stand-in ``srun``), gloo on the CPU.
   ``srun`` (tests/tools/fake_slurm.py) records it and starts the tasks here
   with Slurm's variables, so training really runs through ``--launcher slurm``.
 """
-import glob
 import json
 import os
 import os.path as osp
@@ -36,6 +35,7 @@ import torch
 
 import mmdyn.models  # noqa: F401  (safe checkpoint loading for torch.load below)
 
+from _runs import losses
 from _tool_helpers import HERE, REPO, free_port, make_images, tool_env, write_config
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(),
@@ -102,19 +102,6 @@ def dist_train(config, nproc, work_dir, *extra):
 def check(rcs, outs):
     for rank, (rc, out) in enumerate(zip(rcs, outs)):
         assert rc == 0, f'node {rank} failed ({rc}):\n{out[-6000:]}'
-
-
-def losses(work_dir, run=-1):
-    """``{iteration: loss}`` of one run's scalars.json (runs sorted by time)."""
-    runs = sorted(glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'scalars.json')))
-    assert runs, f'no scalars.json under {work_dir}'
-    out = {}
-    with open(runs[run]) as f:
-        for line in f:
-            entry = json.loads(line)
-            if 'loss' in entry:
-                out[entry['step']] = entry['loss']
-    return out
 
 
 def state(path):

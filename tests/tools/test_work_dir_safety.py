@@ -7,13 +7,11 @@ share a work dir (issue 17, section 1), in process on the tiny MMPretrain config
   and writes nothing;
 * the lock is released when a run fails.
 """
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 
+from _runs import start_lock_holder
 from _tool_helpers import make_images, write_config
 from _tools import import_tool
 from mmdyn.engine import work_dir_lock
@@ -54,24 +52,11 @@ def test_test_into_the_config_folder_keeps_the_config(trained):
     assert not (folder / LOCK_NAME).exists()
 
 
-HOLDER = textwrap.dedent('''
-    import importlib.util, sys, time
-    spec = importlib.util.spec_from_file_location('wdl', sys.argv[1])
-    wdl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(wdl)
-    lock = wdl.WorkDirLock(sys.argv[2]).acquire()
-    print('locked', flush=True)
-    time.sleep(60)
-''')
-
-
 @pytest.mark.parametrize('tool', ['train', 'test'])
 def test_second_run_into_a_held_work_dir_is_refused_naming_the_first(trained, tool):
     work = trained['tmp'] / f'busy_{tool}'
-    first = subprocess.Popen([sys.executable, '-c', HOLDER, work_dir_lock.__file__, str(work),
-                              'tools/train.py', 'first.py'], stdout=subprocess.PIPE, text=True)
+    first = start_lock_holder(work, 'tools/train.py', 'first.py')
     try:
-        assert first.stdout.readline().strip() == 'locked'
         argv = [trained['config']] + ([str(trained['folder'] / 'iter_1.pth')]
                                       if tool == 'test' else []) + ['--work-dir', str(work)]
         with pytest.raises(SystemExit) as info:
