@@ -90,3 +90,50 @@ def test_default_kaiming_init_skips_kernel_banks(layer):
     wrong = torch.empty_like(w)
     torch.nn.init.kaiming_normal_(wrong, mode='fan_out', nonlinearity='relu')
     assert abs(w[0].std() / wrong[0].std() - 1) > 0.1
+
+
+def _upstream_and_ours():
+    """(upstream class, our class) of every dynamic ResNet/MobileNetV2 that subclasses one."""
+    from mmdet.models.backbones import MobileNetV2 as DetMobileNetV2
+    from mmdet.models.backbones import ResNet as DetResNet
+    from mmpretrain.models.backbones import MobileNetV2 as ClsMobileNetV2
+    from mmpretrain.models.backbones import ResNet as ClsResNet
+    from mmpretrain.models.backbones import ResNet_CIFAR
+
+    from mmdyn.models.backbones.dyn_mobilenet_v2 import DynMobileNetV2Cls, DynMobileNetV2Det
+    from mmdyn.models.backbones.dyn_resnet import DynResNetCIFAR, DynResNetCls, DynResNetDet
+    return [(DetResNet, DynResNetDet, (18, )), (ClsResNet, DynResNetCls, (18, )),
+            (ResNet_CIFAR, DynResNetCIFAR, (18, )), (DetMobileNetV2, DynMobileNetV2Det, (0.5, )),
+            (ClsMobileNetV2, DynMobileNetV2Cls, (0.5, ))]
+
+
+@pytest.mark.parametrize('index', range(5), ids=['mmdet-ResNet', 'mmpretrain-ResNet',
+                                                 'ResNet_CIFAR', 'mmdet-MobileNetV2',
+                                                 'mmpretrain-MobileNetV2'])
+def test_positional_arguments_and_static_network_as_upstream(index):
+    """Drop-in (issue 18): the parent's positional arguments work (``DynResNet(18)``),
+    and ``dyn_conv=None`` is the parent's own static network, parameter for parameter."""
+    upstream, ours, args = _upstream_and_ours()[index]
+    dynamic = ours(*args)
+    assert len(dynamic.dyn_conv_names) > 0
+    torch.manual_seed(0)
+    static = ours(*args, dyn_conv=None)
+    torch.manual_seed(0)
+    reference = upstream(*args)
+    assert static.dyn_conv_names == [] and static.dyn_conv_cfg is None
+    assert [(k, v.shape) for k, v in static.state_dict().items()] == \
+        [(k, v.shape) for k, v in reference.state_dict().items()]
+    assert not any(type(m).__module__.startswith('mmdyn.ops') for m in static.modules())
+    static.load_state_dict(reference.state_dict())
+    static.eval()
+    reference.eval()  # the frameworks' train() returns None: no chaining
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        for a, b in zip(static(x), reference(x)):
+            assert torch.equal(a, b)
+
+
+def test_dyn_conv_that_is_not_a_layer_config():
+    with pytest.raises(TypeError, match='dyn_conv must be None .the static network. or a '
+                                        'layer config dict'):
+        build_cls(depth=18, dyn_conv='A2D2CPlus')

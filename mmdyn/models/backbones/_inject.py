@@ -114,10 +114,11 @@ def resolve_placement(num_stages: int, stage_with_dyn: Optional[Sequence[bool]] 
 
 
 def check_dyn_conv(dyn_conv) -> None:
-    """Refuse a ``dyn_conv`` that is not a layer config dict with a ``type``."""
-    if dyn_conv is None or not isinstance(dyn_conv, dict) or 'type' not in dyn_conv:
-        raise TypeError(f'dyn_conv must be a layer config dict with a "type" key, '
-                        f'got {dyn_conv!r}')
+    """Refuse a ``dyn_conv`` that is neither ``None`` (the static network) nor
+    a layer config dict with a ``type``."""
+    if dyn_conv is not None and (not isinstance(dyn_conv, dict) or 'type' not in dyn_conv):
+        raise TypeError(f'dyn_conv must be None (the static network) or a layer config dict '
+                        f'with a "type" key, got {dyn_conv!r}')
 
 
 def make_dynamic(static: nn.Module, dyn_conv: dict) -> nn.Module:
@@ -160,9 +161,12 @@ class _DynBackboneMixin:
     #: ``sharing_range`` of KernelWarehouse when ``dyn_conv`` gives none.
     kw_default_sharing: Tuple[str, ...] = ('layer', 'conv')
 
-    def _inject(self, names: Iterable[str], dyn_conv: dict) -> None:
+    def _inject(self, names: Iterable[str], dyn_conv: Optional[dict]) -> None:
         check_dyn_conv(dyn_conv)
         self.dyn_conv_cfg = copy.deepcopy(dyn_conv)
+        if dyn_conv is None:  # the static network, as the parent builds it
+            self.dyn_conv_names = []
+            return
         if is_kernel_warehouse(dyn_conv):
             self.dyn_conv_names = build_warehouse_layers(
                 self, self._kw_names(list(names)), dyn_conv, self.kw_default_sharing)
@@ -244,7 +248,9 @@ class ResNetDynMixin(_DynBackboneMixin):
     dynamic one. Put it first in the bases: ``class X(ResNetDynMixin, ResNet)``.
 
     Args:
-        dyn_conv (dict): mmdyn layer config for the replaced convs.
+        *args: The parent ``ResNet``'s positional arguments (``depth``, ...).
+        dyn_conv (dict | None): mmdyn layer config for the replaced convs;
+            ``None`` keeps the parent's static network (same parameters).
             Default: ``dict(type='A2D2CPlus', kernel_num=4)``.
         stage_with_dyn (Sequence[bool] | None): Per stage, whether its blocks'
             convs are replaced; length ``num_stages``. Default: all stages.
@@ -262,7 +268,7 @@ class ResNetDynMixin(_DynBackboneMixin):
             ``out_indices``, ``frozen_stages``, ``norm_eval``, ``init_cfg``...).
     """
 
-    def __init__(self, *, dyn_conv: dict = DEFAULT_DYN_CONV,
+    def __init__(self, *args, dyn_conv: Optional[dict] = DEFAULT_DYN_CONV,
                  stage_with_dyn: Optional[Sequence[bool]] = None,
                  dyn_convs: Optional[Sequence[str]] = None,
                  dyn_placement: Optional[str] = None,
@@ -271,7 +277,7 @@ class ResNetDynMixin(_DynBackboneMixin):
         check_dyn_conv(dyn_conv)
         if is_kernel_warehouse(dyn_conv) and dyn_convs is None and dyn_placement is None:
             dyn_convs = KW_CONVS
-        super().__init__(**kwargs)
+        super().__init__(*args, **kwargs)
         self.stage_with_dyn, self.dyn_convs = resolve_placement(
             self.num_stages, stage_with_dyn, dyn_convs, dyn_placement)
         self.dyn_placement = dyn_placement
@@ -313,16 +319,19 @@ class MobileNetV2DynMixin(_DynBackboneMixin):
     own official placement, the stem included (:mod:`.kernel_warehouse`).
 
     Args:
-        dyn_conv (dict): mmdyn layer config. Default:
-            ``dict(type='A2D2CPlus', kernel_num=4)``.
+        *args: The parent ``MobileNetV2``'s positional arguments
+            (``widen_factor``, ...).
+        dyn_conv (dict | None): mmdyn layer config; ``None`` keeps the
+            parent's static network. Default: ``dict(type='A2D2CPlus', kernel_num=4)``.
         **kwargs: The parent ``MobileNetV2``'s arguments (``widen_factor``,
             ``out_indices``, ``frozen_stages``, ``norm_eval``, ``init_cfg``...).
     """
 
     kw_default_sharing = ('layer', 'pwconv')
 
-    def __init__(self, *, dyn_conv: dict = DEFAULT_DYN_CONV, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, *args, dyn_conv: Optional[dict] = DEFAULT_DYN_CONV, **kwargs):
+        check_dyn_conv(dyn_conv)
+        super().__init__(*args, **kwargs)
         names = [f'{layer_name}.{n}' for layer_name in self.layers
                  for n, m in getattr(self, layer_name).named_modules() if isinstance(m, nn.Conv2d)]
         self._inject(names, dyn_conv)

@@ -31,7 +31,7 @@ convolutions stay ``nn.Conv2d``).
 import copy
 import fnmatch
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Sequence, Set
+from typing import Dict, List, Mapping, Optional, Sequence, Set
 
 import torch
 import torch.nn as nn
@@ -47,8 +47,10 @@ LAYER_KEYS = ('temperature', 'strategy')
 MOBILENET_V2_STAGES = (1, 2, 3, 4, 5, 6, 6)
 
 
-def is_kernel_warehouse(dyn_conv: dict) -> bool:
-    """Whether a ``dyn_conv`` config names the KernelWarehouse layer."""
+def is_kernel_warehouse(dyn_conv: Optional[dict]) -> bool:
+    """Whether a ``dyn_conv`` config names the KernelWarehouse layer (``None``: no)."""
+    if not isinstance(dyn_conv, dict):
+        return False
     kind = dyn_conv.get('type')
     return kind is KWConv2d or kind in ('KW', 'KWConv2d')
 
