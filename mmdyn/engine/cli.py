@@ -20,6 +20,7 @@ import tempfile
 import traceback
 from typing import Callable, Optional, Sequence
 
+import torch.distributed as dist
 from mmengine.config import DictAction
 
 from mmdyn.utils.checkpoint_errors import CheckpointError
@@ -256,6 +257,16 @@ def _message(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def close_process_group() -> None:
+    """Destroy the ``torch.distributed`` process group of a distributed run, if
+    one is initialised, before the interpreter exits: a gloo group left to the
+    interpreter's shutdown can abort a rank after its work is done
+    ("terminate called without an active exception", SIGABRT), which
+    torchrun then reports as a failed run."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def run(main: Callable[..., object], argv: Optional[Sequence[str]] = None) -> None:
     """Run a tool's ``main(argv)`` and exit the process with one line per error.
 
@@ -266,7 +277,9 @@ def run(main: Callable[..., object], argv: Optional[Sequence[str]] = None) -> No
     traceback); a refusal that ``main`` catches itself and ends with
     ``sys.exit`` / ``parser.error`` prints, with ``--debug``, the traceback of
     the error it caught before its line. Ctrl-C ends the tool with
-    ``error: interrupted``, exit status 130. ``SystemExit`` (``parser.error``, ``sys.exit``) passes unchanged, and
+    ``error: interrupted``, exit status 130. The process group of a
+    distributed run is destroyed before the exit (:func:`close_process_group`).
+    ``SystemExit`` (``parser.error``, ``sys.exit``) passes unchanged, and
     so does any other exception (a bug: its traceback is wanted).
 
     Args:
@@ -294,5 +307,7 @@ def run(main: Callable[..., object], argv: Optional[Sequence[str]] = None) -> No
         if debug and isinstance(cause, Exception):
             traceback.print_exception(cause, file=sys.stderr)
         raise
+    finally:
+        close_process_group()
     sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 

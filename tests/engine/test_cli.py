@@ -180,6 +180,24 @@ def test_debug_shows_the_traceback_of_a_refusal_the_tool_caught(capfd):
         assert ('Traceback' in err and 'ValueError: the clear reason' in err) == traceback_shown
 
 
+@pytest.mark.parametrize('ending', ['return', 'error'])
+def test_run_destroys_the_process_group_of_a_distributed_run(tmp_path, ending):
+    """A gloo group left to the interpreter's shutdown can abort a rank after its work
+    (SIGABRT, seen in tools/dist_test.sh): ``run`` destroys it on every exit."""
+    import torch.distributed as dist
+
+    def main(argv):
+        dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store', rank=0,
+                                world_size=1)
+        assert dist.is_initialized()
+        if ending == 'error':
+            raise ValueError('refused')
+
+    with pytest.raises(SystemExit):
+        cli.run(main, [])
+    assert not dist.is_initialized()
+
+
 def test_run_exit_codes_and_what_passes_through(capfd):
     for code, expected in ((None, 0), (0, 0), (3, 3), ({'acc': 1}, 0), (True, 0)):
         with pytest.raises(SystemExit) as exc:
