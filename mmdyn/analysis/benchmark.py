@@ -32,6 +32,7 @@ per round (the starting variant rotates), after ``warmup`` untimed rounds, so a
 change of machine load hits every variant alike. Every figure is also given as a
 ratio to the static backbone of the same model measured in the same run.
 """
+import contextlib
 import csv
 import ctypes
 import gc
@@ -45,7 +46,6 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
@@ -122,7 +122,7 @@ def build_backbone(model: str, layer: str, kernel_num: int = 4) -> torch.nn.Modu
 def autocast_context(device: torch.device, amp: bool):
     """``torch.autocast`` (bfloat16 on CPU, float16 on CUDA) if ``amp``, else nothing."""
     if not amp:
-        return nullcontext()
+        return contextlib.nullcontext()
     dtype = torch.bfloat16 if device.type == 'cpu' else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
@@ -558,23 +558,16 @@ def write_result_files(out_dir: str, contents: Dict[str, str]) -> List[str]:
     Returns:
         The paths written.
     """
-    from mmdyn.utils.output_paths import replace_file, temp_file_beside
+    from mmdyn.utils.output_paths import atomic_output
     os.makedirs(out_dir, exist_ok=True)
-    written = {}
-    try:
-        for name, text in contents.items():
-            path = os.path.join(out_dir, name)
-            tmp = temp_file_beside(path)
-            written[path] = tmp
-            with open(tmp, 'w', encoding='utf-8', newline='') as f:
+    paths = [os.path.join(out_dir, name) for name in contents]
+    # every file is written before the first rename (when the stack closes)
+    with contextlib.ExitStack() as stack:
+        for path, text in zip(paths, contents.values()):
+            with open(stack.enter_context(atomic_output(path)), 'w', encoding='utf-8',
+                      newline='') as f:
                 f.write(text)
-        for path, tmp in written.items():
-            replace_file(tmp, path)
-    finally:
-        for tmp in written.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    return list(written)
+    return paths
 
 
 def _worker_main(argv: List[str]) -> None:

@@ -29,7 +29,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from mmdyn.utils.output_paths import replace_file, temp_file_beside
+from mmdyn.utils.output_paths import atomic_output
 
 __all__ = [
     'EXPORTERS', 'DEFAULT_OPSET', 'DEFAULT_RTOL', 'ExportModel', 'Comparison',
@@ -272,8 +272,8 @@ def export_onnx(module: nn.Module, out: str, input_shape: Sequence[int],
     folder = osp.dirname(osp.abspath(out))
     os.makedirs(folder, exist_ok=True)
     x = torch.randn(2 if dynamic_batch else 1, *(int(s) for s in input_shape))
-    tmp = temp_file_beside(out, suffix='.onnx', prefix='.export-')
-    try:
+    # renamed over ``out`` with the umask's mode (not mkstemp's 0600) once the graph checks
+    with atomic_output(out, suffix='.onnx', prefix='.export-') as tmp:
         with warnings.catch_warnings():
             # shape checks of the layers (constant channels) and the legacy-exporter
             # notice; the onnxruntime comparison is what vouches for the graph.
@@ -295,10 +295,6 @@ def export_onnx(module: nn.Module, out: str, input_shape: Sequence[int],
         if dynamic_batch and not dim.dim_param:
             raise ValueError(f'the exported graph has a fixed batch size ({dim.dim_value}) '
                              'although a dynamic batch was requested')
-        replace_file(tmp, out)  # the mode a new file gets (umask), not mkstemp's 0600
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     return out
 
 

@@ -70,7 +70,7 @@ from mmdyn.utils.checkpoint_errors import (CheckpointDownloadError, CheckpointEr
                                            CheckpointNotFoundError, CheckpointSourceError,
                                            CorruptCheckpointError, InvalidCheckpointError,
                                            InvalidTemperatureError, NonFiniteCheckpointError)
-from mmdyn.utils.output_paths import replace_file, temp_file_beside
+from mmdyn.utils.output_paths import atomic_output
 from mmdyn.utils.state_dict import model_state_of, optional_state_keys, unwrap_model  # noqa: F401
 
 try:
@@ -361,15 +361,8 @@ def _extract_legacy_zip(cached: str, folder: str) -> str:
                                          f'{member.filename!r} points outside its folder')
         if osp.isfile(target):
             return target
-        tmp = temp_file_beside(target)
-        try:
-            with open(tmp, 'wb') as out, zf.open(member) as src:
-                shutil.copyfileobj(src, out)
-            replace_file(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
+        with atomic_output(target) as tmp, open(tmp, 'wb') as out, zf.open(member) as src:
+            shutil.copyfileobj(src, out)
     return target
 
 

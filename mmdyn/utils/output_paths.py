@@ -19,17 +19,18 @@ only, so light tools can import it):
 * :func:`new_file_path` -- a name that no existing file has (``x.py``,
   ``x_1.py``, ...), created empty so that no other writer can take it (the
   config dump of ``tools/train.py`` / ``tools/test.py``).
-* :func:`temp_file_beside` and :func:`replace_file` -- write to a temporary
+* :func:`atomic_output` (:func:`temp_file_beside` + :func:`replace_file`) -- write to a temporary
   file next to the output, then rename it over the output: an interrupted run
   never leaves a partial output, and the file gets the mode every other new
   file gets (``0o666`` less the umask, :func:`umask_mode`; ``mkstemp`` alone
   would leave ``0o600``).
 """
+import contextlib
 import os
 import os.path as osp
 import tempfile
 import threading
-from typing import Iterable, Optional, Set, Tuple
+from typing import Iterable, Iterator, Optional, Set, Tuple
 
 
 class OutputPathError(ValueError):
@@ -170,7 +171,6 @@ class OutputNamer:
             n += 1
 
 
-
 def check_own_output(out: str, marker: str, arg: str = '--out') -> bool:
     """Check that ``out`` is new or a previous output of the same tool.
 
@@ -283,3 +283,24 @@ def replace_file(tmp: str, path: str) -> None:
         mode = umask_mode()
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, suffix: str = '', prefix: Optional[str] = None) -> Iterator[str]:
+    """Write ``path`` through a temporary file beside it: yields the temporary
+    path (:func:`temp_file_beside`); when the block ends without an error it is
+    renamed over ``path`` (:func:`replace_file`), and in every case no
+    temporary file is left behind.
+
+    Example::
+
+        with atomic_output('model.pth', suffix='.partial') as tmp:
+            torch.save(state, tmp)
+    """
+    tmp = temp_file_beside(path, suffix=suffix, prefix=prefix)
+    try:
+        yield tmp
+        replace_file(tmp, path)
+    finally:
+        if osp.lexists(tmp):
+            os.remove(tmp)

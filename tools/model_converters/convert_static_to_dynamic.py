@@ -36,7 +36,6 @@ Then use ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')`
 (or no prefix for a bare input) with the same backbone options.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -136,14 +135,9 @@ def save_atomically(obj, dst: str) -> None:
     """``torch.save`` to a temporary file next to ``dst``, then rename it: an
     interrupted run never leaves a partial ``dst``; the file gets the mode of
     any new file (``0o666`` less the umask)."""
-    from mmdyn.utils.output_paths import replace_file, temp_file_beside
-    tmp = temp_file_beside(dst, prefix=osp.basename(dst) + '.', suffix='.partial')
-    try:
+    from mmdyn.utils.output_paths import atomic_output
+    with atomic_output(dst, prefix=osp.basename(dst) + '.', suffix='.partial') as tmp:
         torch.save(obj, tmp)
-        replace_file(tmp, dst)  # the mode a new file gets (umask), not mkstemp's 0600
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def check_paths(src: str, dst: str, overwrite: bool) -> Optional[str]:
