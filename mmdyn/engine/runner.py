@@ -149,9 +149,7 @@ def check_work_dir(work_dir: str, name: str = '--work-dir') -> None:
     """Raise ``ValueError`` unless ``work_dir`` is a folder or can be created
     as one (no file at its path or at one of its parents); ``name`` is the
     option named in the message."""
-    path = existing_ancestor(work_dir)
-    if not osp.exists(path):
-        return
+    path = existing_ancestor(work_dir)  # exists: '/' at the farthest
     if not osp.isdir(path):
         what = 'is a file' if path == osp.abspath(osp.expanduser(str(work_dir))) \
             else f'is inside {path}, which is a file'
